@@ -1,0 +1,1 @@
+"""vtb_bringup: the command line, the demo, configuration and launch files."""

@@ -1,0 +1,134 @@
+"""The vtb command line. ./vtb sets up the environment, then runs this inside it.
+
+    vtb models fetch|verify|path    the face models (fetched by setup when missing)
+    vtb detect IMAGE [--json]       faces in a still image
+    vtb demo                        the graph on a real photo, printing what it finds
+    vtb test [PYTEST ARGS]          the test suite
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def repo_root() -> Path:
+    return Path(os.environ.get("VTB_ROOT") or Path.cwd())
+
+
+def cmd_models(args) -> int:
+    from vtb_detector import models
+    if args.action == "path":
+        print(models.models_dir())
+        return 0
+    if args.action == "fetch":
+        t0 = time.monotonic()
+        models.fetch(force=args.force)
+        print(f"models: ready in {time.monotonic() - t0:.1f} s")
+        return 0
+    problems = models.verify()
+    for p in problems:
+        print(p, file=sys.stderr)
+    if not problems:
+        print(f"models: all {2 * len(models.MODELS)} files in {models.models_dir()} match their sha256")
+    return 1 if problems else 0
+
+
+def ensure_models() -> None:
+    """Setup's last step: fetch the models the first time (a cheap presence check otherwise;
+    the checksums are verified when a model is loaded)."""
+    from vtb_detector import models
+    if not models.is_fetched():
+        print(f"[vtb setup] models: fetching into {models.models_dir()}", file=sys.stderr)
+        t0 = time.monotonic()
+        models.fetch(echo=lambda m: print(f"[vtb setup] {m}", file=sys.stderr))
+        print(f"[vtb setup] models: done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+
+
+def cmd_detect(args) -> int:
+    import cv2
+    from vtb_detector.blazeface import BlazeFaceDetector
+    from vtb_detector.tracker import IouTracker
+
+    bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        print(f"vtb detect: cannot read image {args.image}", file=sys.stderr)
+        return 2
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    detector = BlazeFaceDetector(args.model)
+    detector.detect(rgb)  # the first run allocates; time the second
+    t0 = time.perf_counter()
+    detections = detector.detect(rgb)
+    ms = 1e3 * (time.perf_counter() - t0)
+    ids = IouTracker().update([d.box for d in detections])
+    faces = [{"id": fid, "box": [round(float(v), 1) for v in d.box], "score": round(d.score, 4),
+              "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in d.keypoints],
+              "landmarks": 0}
+             for fid, d in zip(ids, detections)]
+    if args.json:
+        json.dump({"image": str(args.image), "width": rgb.shape[1], "height": rgb.shape[0],
+                   "model": args.model, "detect_ms": round(ms, 3), "faces": faces}, sys.stdout)
+        print()
+    else:
+        print(f"{args.image}: {rgb.shape[1]}x{rgb.shape[0]}, {len(faces)} face(s), {args.model}-range detector {ms:.2f} ms")
+        for f in faces:
+            x, y, w, h = f["box"]
+            print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} landmarks={f['landmarks']}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .demo import run_demo
+    return run_demo(frames=args.frames, rate=args.rate, model=args.model)
+
+
+def cmd_test(args) -> int:
+    import pytest
+    os.chdir(repo_root())
+    return pytest.main(args.pytest_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="vtb", description="vtb: real-time face tracking as a ROS 2 graph")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("models", help="fetch, verify or locate the face models")
+    p.add_argument("action", choices=["fetch", "verify", "path"])
+    p.add_argument("--force", action="store_true", help="fetch and convert again even if present")
+    p.set_defaults(func=cmd_models, needs_models=False)
+
+    p = sub.add_parser("detect", help="faces in a still image")
+    p.add_argument("image", type=Path)
+    p.add_argument("--model", choices=["short", "full"], default="short")
+    p.add_argument("--json", action="store_true", help='print {"faces": [...]} as JSON')
+    p.set_defaults(func=cmd_detect, needs_models=True)
+
+    p = sub.add_parser("demo", help="stream a real face photo through the graph and print what it finds")
+    p.add_argument("--frames", type=int, default=30, help="frames to stream (default 30)")
+    p.add_argument("--rate", type=float, default=15.0, help="frames per second (default 15)")
+    p.add_argument("--model", choices=["short", "full"], default="short")
+    p.set_defaults(func=cmd_demo, needs_models=True)
+
+    p = sub.add_parser("test", help="run the test suite (arguments go to pytest)")
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_test, needs_models=True)
+    return ap
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from vtb_detector.models import ModelError
+    try:
+        if args.needs_models:
+            ensure_models()
+        return args.func(args)
+    except ModelError as e:
+        print(f"vtb {args.command}: {e}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""sensor_msgs/Image <-> numpy, behind one function each way.
+
+cv_bridge where it is installed (a ROS install), rosbags.image otherwise (the wheel setup:
+PyPI's `cv-bridge` is the ROS 1 package and breaks on numpy 2). Both are duck-typed on the
+message, so this module needs no rclpy import to convert.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+try:  # pragma: no cover - only on a ROS install
+    from cv_bridge import CvBridge
+    _BRIDGE = CvBridge()
+except ImportError:
+    _BRIDGE = None
+    from rosbags.image import message_to_cvimage
+
+# encodings vtb accepts, and their channel counts
+SUPPORTED_ENCODINGS = {
+    "rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
+}
+
+
+class ImageError(ValueError):
+    """An image message that cannot be used; the message says why."""
+
+
+def check_image(msg) -> None:
+    """Raise ImageError for a message no converter should be handed."""
+    if msg.width == 0 or msg.height == 0:
+        raise ImageError(f"zero-sized image ({msg.width}x{msg.height})")
+    if msg.encoding not in SUPPORTED_ENCODINGS:
+        raise ImageError(f"unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}")
+    min_step = msg.width * SUPPORTED_ENCODINGS[msg.encoding]
+    if msg.step < min_step:
+        raise ImageError(f"step {msg.step} is less than width x channels = {min_step}")
+    if len(msg.data) < msg.height * msg.step:
+        raise ImageError(f"data is {len(msg.data)} bytes, shorter than height x step = {msg.height * msg.step}")
+
+
+def image_to_rgb(msg) -> np.ndarray:
+    """An RGB uint8 array (H, W, 3) from a sensor_msgs/Image, or ImageError."""
+    check_image(msg)
+    try:
+        if _BRIDGE is not None:  # pragma: no cover
+            return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+        return message_to_cvimage(msg, "rgb8")
+    except Exception as e:  # the converters raise several types for malformed input
+        raise ImageError(f"cannot convert {msg.encoding} image: {e}") from e
+
+
+def rgb_to_image(msg_type, rgb: np.ndarray, header=None):
+    """Fill a new sensor_msgs/Image (msg_type is the class) from an RGB uint8 array."""
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    msg = msg_type()
+    if header is not None:
+        msg.header = header
+    msg.height, msg.width = rgb.shape[:2]
+    msg.encoding = "rgb8"
+    msg.is_bigendian = 0
+    msg.step = msg.width * 3
+    msg.data = rgb.tobytes()
+    return msg

