@@ -13,7 +13,7 @@ try:  # pragma: no cover - only on a ROS install
     _BRIDGE = CvBridge()
 except ImportError:
     _BRIDGE = None
-    from rosbags.image import message_to_cvimage
+    from rosbags.image.image import convert_color
 
 # encodings vtb accepts, and their channel counts
 SUPPORTED_ENCODINGS = {
@@ -44,7 +44,14 @@ def image_to_rgb(msg) -> np.ndarray:
     try:
         if _BRIDGE is not None:  # pragma: no cover
             return _BRIDGE.imgmsg_to_cv2(msg, desired_encoding="rgb8")
-        return message_to_cvimage(msg, "rgb8")
+        # rosbags.image's message_to_cvimage ignores `step` (padded rows come out sheared), so
+        # the pixel view is built here, without a copy, and rosbags only converts the colours
+        channels = SUPPORTED_ENCODINGS[msg.encoding]
+        rows = np.frombuffer(msg.data, np.uint8, count=msg.height * msg.step).reshape(msg.height, msg.step)
+        pixels = rows[:, :msg.width * channels].reshape(msg.height, msg.width, channels)
+        if msg.encoding == "rgb8":
+            return pixels
+        return convert_color(pixels if channels > 1 else pixels[:, :, 0], msg.encoding, "rgb8")
     except Exception as e:  # the converters raise several types for malformed input
         raise ImageError(f"cannot convert {msg.encoding} image: {e}") from e
 
