@@ -108,7 +108,13 @@ def ensure_packages():
                    "-c", REQ / "constraints.txt"])
         repair_wheel_cmake_files()
     else:
-        run(pip + ["-r", REQ / "python.txt"])
+        # keep every package the distribution ships at its version (numpy above all: cv_bridge
+        # is compiled against it) and add only what is missing
+        keep = VENV / "ros-distribution-constraints.txt"
+        frozen = subprocess.run([venv_python(), "-m", "pip", "freeze", "--all"], check=True,
+                                capture_output=True, text=True).stdout
+        keep.write_text("".join(line + "\n" for line in frozen.splitlines() if "==" in line))
+        run(pip + ["-r", REQ / "python.txt", "colcon-common-extensions", "-c", keep])
     stamp.write_text(want + "\n")
     return True
 
