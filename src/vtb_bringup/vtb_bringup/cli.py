@@ -112,14 +112,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", choices=["short", "full"], default="short")
     p.set_defaults(func=cmd_demo, needs_models=True)
 
-    p = sub.add_parser("test", help="run the test suite (arguments go to pytest)")
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p = sub.add_parser("test", help="run the test suite (other arguments go to pytest)")
     p.set_defaults(func=cmd_test, needs_models=True)
     return ap
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "test":
+        args.pytest_args = extra  # e.g. ./vtb test -k dds -x
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     from vtb_detector.models import ModelError
     try:
         if args.needs_models:
