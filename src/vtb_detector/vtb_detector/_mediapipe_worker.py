@@ -1,0 +1,66 @@
+"""Run MediaPipe's FaceMesh over frames and write what it found. Runs inside .venv-mediapipe.
+
+Standalone on purpose: it imports only numpy and mediapipe from its own venv (numpy<2), never
+vtb, so mediapipe_peer.py starts it as a subprocess with that venv's python:
+
+    python -I _mediapipe_worker.py FRAMES.npy RESULT.npz [--refine 0|1] [--static 0|1]
+        [--max-faces N] [--warmup N]
+
+FRAMES.npy: (N, H, W, 3) uint8 RGB. RESULT.npz holds `times_ms` (N,), `landmarks` (N, K, 2)
+float32 in pixels of the frame (NaN where no face), `z` (N, K) MediaPipe's relative depth scaled
+like x (pixels), `version`.
+"""
+import argparse
+import time
+
+import numpy as np
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("frames")
+    ap.add_argument("result")
+    ap.add_argument("--refine", type=int, default=1)
+    ap.add_argument("--static", type=int, default=0)
+    ap.add_argument("--max-faces", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=10)
+    args = ap.parse_args()
+
+    import mediapipe as mp  # late: its import alone takes about a second
+
+    frames = np.load(args.frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise SystemExit(f"frames must be (N, H, W, 3) uint8 RGB, got {frames.shape} {frames.dtype}")
+    n, h, w, _ = frames.shape
+    k = 478 if args.refine else 468
+    landmarks = np.full((n, k, 2), np.nan, np.float32)
+    z = np.full((n, k), np.nan, np.float32)
+    times_ms = np.zeros(n, np.float64)
+
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=bool(args.static),
+                                         max_num_faces=args.max_faces,
+                                         refine_landmarks=bool(args.refine)) as mesh:
+        # Warm-up: the first frames played backwards, so the tracker (video mode) ends on frame
+        # 0 and the timed pass continues a smooth sequence instead of jumping back to its start.
+        for frame in frames[:min(args.warmup, n)][::-1]:
+            mesh.process(frame)
+        for i, frame in enumerate(frames):
+            frame = np.ascontiguousarray(frame)
+            t0 = time.perf_counter()
+            result = mesh.process(frame)
+            times_ms[i] = (time.perf_counter() - t0) * 1e3
+            if result.multi_face_landmarks:
+                # the first face only: vtb's benchmark and reference are single-face
+                points = result.multi_face_landmarks[0].landmark
+                xyz = np.array([(p.x, p.y, p.z) for p in points], np.float32)
+                # normalized image coordinates (0 = left/top edge, 1 = right/bottom edge)
+                # to pixels; MediaPipe scales z like x
+                landmarks[i] = xyz[:, :2] * (w, h)
+                z[i] = xyz[:, 2] * w
+
+    np.savez(args.result, times_ms=times_ms, landmarks=landmarks, z=z,
+             version=np.array(mp.__version__))
+
+
+if __name__ == "__main__":
+    main()
