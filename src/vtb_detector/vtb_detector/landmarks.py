@@ -76,7 +76,8 @@ class Roi:
     def to_image(self, pts: np.ndarray, out: int, flip: bool = False) -> np.ndarray:
         """Crop coordinates (N, 2+) back to image coordinates; a z column is scaled alike."""
         m = self.edge_affine(out, flip)
-        a_inv = np.linalg.inv(m[:, :2])
+        # the linear part is k * rotation (times a mirror): its inverse is its transpose / k^2
+        a_inv = m[:, :2].T / (out / self.size) ** 2
         res = np.array(pts, np.float32)
         res[:, :2] = (pts[:, :2] - m[:, 2]) @ a_inv.T
         if pts.shape[1] > 2:
@@ -158,45 +159,52 @@ class IrisModel:
     """For each face's 468 landmarks: both eyes' 71 contour points and 5 iris points (centre
     first), in image pixels.
 
-    With threads >= 2 on LiteRT the two eyes run at the same time on two cores, each on its own
-    single-threaded interpreter (LiteRT releases the GIL while it runs): 1.16 ms for both eyes
-    against 1.37 ms for one batch of two on two XNNPACK threads (measured on the 2-core machine).
+    With threads >= 2 on LiteRT each eye has its own single-threaded interpreter and the two
+    run at the same time on worker threads (LiteRT releases the GIL while it runs): 1.16 ms for
+    both eyes against 1.37 ms for one batch of two on two XNNPACK threads (measured).
     Otherwise all eyes of all faces run as one batch."""
 
     def __init__(self, backend="auto", provider="cpu", threads=1, models_dir=None, logger=None):
-        self.runner = ModelRunner("iris_landmark", backend, provider, 1 if threads >= 2 else threads,
-                                  models_dir, logger)
-        self.second = None
-        if threads >= 2 and self.runner.backend == "litert":
-            self.second = ModelRunner("iris_landmark", backend, provider, 1, models_dir, logger)
+        self.runners = [ModelRunner("iris_landmark", backend, provider, threads, models_dir, logger)]
+        self.pool = None
+        if threads >= 2 and self.runners[0].backend == "litert":
+            self.runners = [ModelRunner("iris_landmark", backend, provider, 1, models_dir, logger if e == 0 else None)
+                            for e in range(2)]
             self.pool = ThreadPoolExecutor(1, thread_name_prefix="vtb-iris")
-        elif threads >= 2:  # one batch, all threads
-            self.runner = ModelRunner("iris_landmark", backend, provider, threads, models_dir, logger)
+        self.runner = self.runners[0]
         self.batches = _Batches(IRIS_SIZE)
 
     @staticmethod
     def eye_rois(landmarks):
         return [Roi.around(landmarks[[a, b]], 2.3, 0, 1) for a, b in EYE_CORNERS]
 
-    def crops(self, rgb, faces_landmarks):
+    def crops(self, rgb, rois):
         """One batch: all faces' first eyes, then all faces' second (mirrored) eyes."""
-        rois = [self.eye_rois(lm) for lm in faces_landmarks]
         n = len(rois)
         batch = self.batches.get(2 * n)
         for f, (r0, r1) in enumerate(rois):
             crop(rgb, r0, IRIS_SIZE, dst=batch[f])
             crop(rgb, r1, IRIS_SIZE, flip=True, dst=batch[n + f])
-        return batch, rois
+        return batch
 
-    def infer(self, batch, rois):
+    def start(self, rgb, rois):
+        """Crop the eyes at `rois` (per face: [roi eye 0, roi eye 1]) and start the model."""
+        batch = self.crops(rgb, rois)
         n = len(rois)
-        if self.second is not None:
-            pending = self.pool.submit(self.second, batch[n:])
-            first = self.runner(batch[:n])
-            second = pending.result()
-            contours, irises = (np.concatenate([a, b]) for a, b in zip(first, second))
+        if self.pool:
+            return rois, (batch[:n], self.pool.submit(self.runners[1], batch[n:]))
+        return rois, batch
+
+    def finish(self, started):
+        rois, work = started
+        n = len(rois)
+        if self.pool:
+            # the first eyes on this thread while a worker runs the second ones
+            first_batch, second = work
+            first = self.runners[0](first_batch)
+            contours, irises = (np.concatenate([a, b]) for a, b in zip(first, second.result()))
         else:
-            contours, irises = self.runner(batch)
+            contours, irises = self.runners[0](work)
         out = []
         for f, face_rois in enumerate(rois):
             per_eye = []
@@ -214,7 +222,7 @@ class IrisModel:
     def __call__(self, rgb, faces_landmarks):
         if not faces_landmarks:
             return []
-        return self.infer(*self.crops(rgb, faces_landmarks))
+        return self.finish(self.start(rgb, [self.eye_rois(lm) for lm in faces_landmarks]))
 
 
 def refine_with_iris(mesh: np.ndarray, eyes) -> np.ndarray:

