@@ -56,6 +56,17 @@ def image_to_rgb(msg) -> np.ndarray:
         raise ImageError(f"cannot convert {msg.encoding} image: {e}") from e
 
 
+def compressed_to_rgb(msg) -> np.ndarray:
+    """An RGB uint8 array from a sensor_msgs/CompressedImage (JPEG or PNG), or ImageError."""
+    import cv2
+    if len(msg.data) == 0:
+        raise ImageError(f"empty compressed image (format {msg.format!r})")
+    bgr = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise ImageError(f"cannot decode {len(msg.data)} bytes of compressed image (format {msg.format!r})")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
 def rgb_to_image(msg_type, rgb: np.ndarray, header=None):
     """Fill a new sensor_msgs/Image (msg_type is the class) from an RGB uint8 array."""
     rgb = np.ascontiguousarray(rgb, dtype=np.uint8)

@@ -77,6 +77,7 @@ class ModelRunner:
             self._session = create_session(model_path(name, "onnx", models_dir), provider, threads, self.logger)
             self._input = self._session.get_inputs()[0].name
             self._outputs = list(self.spec.outputs)
+            self._fixed_batch = self._session.get_inputs()[0].shape[0] == 1
             where = f"onnxruntime {ort.__version__} {self._session.get_providers()[0]}, {threads} thread{'s' * (threads != 1)}"
         self.where = where
         self.logger.info(f"{name}: {where}")
@@ -103,5 +104,10 @@ class ModelRunner:
             it.set_tensor(it._vtb_in, nhwc)
             it.invoke()
             return [it.get_tensor(i).reshape(n, -1) for i in it._vtb_out]
-        outs = self._session.run(self._outputs, {self._input: np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))})
+        nchw = np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+        if n > 1 and self._fixed_batch:
+            # tflite2onnx keeps the original's batch of 1 (its Reshapes name it): one run each
+            runs = [self._session.run(self._outputs, {self._input: nchw[i:i + 1]}) for i in range(n)]
+            return [np.concatenate([r[k].reshape(1, -1) for r in runs]) for k in range(len(self._outputs))]
+        outs = self._session.run(self._outputs, {self._input: nchw})
         return [o.reshape(n, -1) for o in outs]

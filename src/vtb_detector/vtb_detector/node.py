@@ -1,33 +1,52 @@
-"""vtb_detector node: sensor_msgs/Image in, vtb_msgs/FaceArray out.
+"""vtb_detector node: camera images in, faces with stable ids and 478 landmarks out.
 
-A thin adapter around the rclpy-free core (blazeface, tracker, image_msg). Topics, relative
-so a namespace or remapping places them:
-  image  (sensor_msgs/Image, sensor-data QoS, depth 1: only the newest frame is kept)
-  faces  (vtb_msgs/FaceArray, stamped with the image's header)
+A thin adapter around the rclpy-free FacePipeline. Topics (relative, so a namespace or
+remapping places them):
+  image             sensor_msgs/Image, sensor-data QoS           (input_compressed: false)
+  image/compressed  sensor_msgs/CompressedImage, sensor-data QoS (input_compressed: true)
+  faces             vtb_msgs/FaceArray, stamped with the image's header
+  debug_image       sensor_msgs/Image with boxes, ids and landmarks (publish_debug_image)
+  /diagnostics      diagnostic_msgs/DiagnosticArray, once a second
+
+Images are taken by the subscription callback into a one-frame slot and processed by a worker
+thread: when processing falls behind, the newest frame replaces the waiting one (counted as
+dropped) instead of a queue building up.
 """
+import threading
 import time
+from array import array
+from collections import deque
 
+import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy
-from sensor_msgs.msg import Image
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
 from vtb_msgs.msg import Face, FaceArray
 
-from .blazeface import BlazeFaceDetector
-from .image_msg import ImageError, image_to_rgb
-from .tracker import IouTracker
+from .debug_draw import draw_faces
+from .image_msg import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
+from .pipeline import FacePipeline
+
+# Best effort, shallow: a camera stream where the newest frame matters (REP-2003's sensor data).
+IMAGE_QOS = qos_profile_sensor_data
 
 PARAMETERS = [
-    ("model", "short", "BlazeFace model: 'short' (faces within about 2 m) or 'full' (far and small faces)"),
-    ("score_threshold", -1.0, "minimum detection score, 0..1; negative uses the model's own (0.5 short, 0.6 full)"),
-    ("provider", "cpu", "onnxruntime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
-    ("threads", 1, "onnxruntime intra-op threads per model"),
+    ("model", "short", "BlazeFace model: 'short' (faces within about 2 m) or 'full' (far and small faces, groups)"),
+    ("score_threshold", -1.0, "minimum detection score, 0..1; negative uses the model's own (0.5)"),
+    ("max_faces", 1, "most faces tracked at once"),
+    ("redetect_every", 30, "run the detector every N frames while tracking, to find new faces (0: only when needed)"),
+    ("presence_threshold", 0.5, "a tracked face whose landmark presence score falls below this is lost"),
+    ("redetect_threshold", 0.8, "a presence score below this makes the next frame run the detector"),
+    ("refine_iris", True, "run the iris model: 478 landmarks (MediaPipe layout) instead of 468"),
+    ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
+    ("provider", "cpu", "ONNX Runtime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
+    ("threads", 2, "CPU threads per frame (the mesh's XNNPACK threads; with 2 or more the eyes run in parallel)"),
+    ("input_compressed", False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
+    ("publish_debug_image", False, "publish debug_image with boxes, ids and landmarks drawn"),
 ]
-
-# Best effort and depth 1: a detector that falls behind drops old frames instead of queueing.
-IMAGE_QOS = QoSProfile(reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST,
-                       depth=1, durability=DurabilityPolicy.VOLATILE)
 
 
 class DetectorNode(Node):
@@ -37,36 +56,112 @@ class DetectorNode(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
+        self.params = p
 
-        threshold = p["score_threshold"] if p["score_threshold"] >= 0 else None
-        self.detector = BlazeFaceDetector(p["model"], threshold, p["provider"], p["threads"],
-                                          logger=self.get_logger())
-        self.tracker = IouTracker()
-        self.frames = 0
-        self.last_detect_ms = 0.0
-        self.rejected = 0
+        self.pipeline = FacePipeline(
+            detector=p["model"], max_faces=p["max_faces"], redetect_every=p["redetect_every"],
+            presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
+            refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
+            score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=self.get_logger())
+        self.detector = self.pipeline.detector  # kept for callers of the first version
+        self.scheme = Face.SCHEME_MEDIAPIPE_478 if p["refine_iris"] else Face.SCHEME_MEDIAPIPE_468
+
         self.pub = self.create_publisher(FaceArray, "faces", 10)
-        self.sub = self.create_subscription(Image, "image", self.on_image, IMAGE_QOS)
+        self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data) \
+            if p["publish_debug_image"] else None
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        if p["input_compressed"]:
+            self.sub = self.create_subscription(CompressedImage, "image/compressed", self.on_image, IMAGE_QOS)
+        else:
+            self.sub = self.create_subscription(Image, "image", self.on_image, IMAGE_QOS)
 
-    def on_image(self, msg: Image):
+        # the one-frame slot between the subscription and the worker
+        self._slot, self._lock, self._ready = None, threading.Lock(), threading.Event()
+        self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
+        self.last_detect_ms = 0.0
+        self._times = deque(maxlen=300)
+        self._window = (time.monotonic(), 0)
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="vtb-detector", daemon=True)
+        self._worker.start()
+        self.create_timer(1.0, self.publish_diagnostics)
+
+    def on_image(self, msg):
+        with self._lock:
+            if self._slot is not None:
+                self.counts["dropped"] += 1
+            self._slot = msg
+            self.counts["received"] += 1
+        self._ready.set()
+
+    def _work(self):
+        while self._running:
+            if not self._ready.wait(0.1):
+                continue
+            with self._lock:
+                msg, self._slot = self._slot, None
+                self._ready.clear()
+            if msg is not None:
+                try:
+                    self.process(msg)
+                except Exception as e:  # a frame must never take the node down
+                    self.counts["rejected"] += 1
+                    self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
+
+    def process(self, msg):
         try:
-            rgb = image_to_rgb(msg)
+            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
         except ImageError as e:
-            self.rejected += 1
+            self.counts["rejected"] += 1
             self.get_logger().warning(f"skipping image: {e}", throttle_duration_sec=5.0)
             return
-        t0 = time.perf_counter()
-        detections = self.detector.detect(rgb)
-        ids = self.tracker.update([d.box for d in detections])
-        out = FaceArray(header=msg.header, image_width=msg.width, image_height=msg.height)
-        for fid, det in zip(ids, detections):
-            face = Face(id=fid, score=det.score, landmark_scheme=Face.SCHEME_NONE)
-            face.bbox.x, face.bbox.y, face.bbox.width, face.bbox.height = (float(v) for v in det.box)
-            face.keypoints = det.keypoints.reshape(-1).tolist()
+        faces = self.pipeline.process(rgb)
+        t = self.pipeline.timings
+        self.last_detect_ms = t["total"]
+        self._times.append(t["total"])
+        out = FaceArray(header=msg.header, image_width=rgb.shape[1], image_height=rgb.shape[0])
+        for f in faces:
+            face = Face(id=f.id, score=float(f.score), landmark_scheme=self.scheme,
+                        landmark_confidence=float(f.presence), tracked=bool(f.tracked))
+            face.bbox.x, face.bbox.y, face.bbox.width, face.bbox.height = (float(v) for v in f.box)
+            face.keypoints = _floats(f.keypoints)
+            face.landmarks = _floats(f.landmarks[:, :2])
+            face.landmarks_z = _floats(f.landmarks[:, 2])
             out.faces.append(face)
         self.pub.publish(out)
-        self.frames += 1
-        self.last_detect_ms = 1e3 * (time.perf_counter() - t0)
+        self.counts["processed"] += 1
+        if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
+            self.debug_pub.publish(rgb_to_image(Image, draw_faces(rgb, faces), msg.header))
+
+    def publish_diagnostics(self):
+        now = time.monotonic()
+        t0, received0 = self._window
+        rate = (self.counts["received"] - received0) / max(now - t0, 1e-6)
+        self._window = (now, self.counts["received"])
+        times = np.array(self._times) if self._times else np.zeros(1)
+        status = DiagnosticStatus(name="vtb_detector: perception", hardware_id="vtb")
+        status.level, status.message = DiagnosticStatus.OK, "ok"
+        if self.counts["received"] and not self.counts["processed"]:
+            status.level, status.message = DiagnosticStatus.WARN, "images arrive but none could be processed"
+        values = {"input_rate_hz": f"{rate:.1f}", "processing_ms_median": f"{np.median(times):.2f}",
+                  "processing_ms_max": f"{times.max():.2f}", "faces_tracked": str(len(self.pipeline.tracks)),
+                  **{k: str(v) for k, v in self.counts.items()}}
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        self.diag_pub.publish(DiagnosticArray(header=self._stamp_now(), status=[status]))
+
+    def _stamp_now(self):
+        from std_msgs.msg import Header
+        return Header(stamp=self.get_clock().now().to_msg())
+
+    def destroy_node(self):
+        self._running = False
+        self._worker.join(timeout=2.0)
+        return super().destroy_node()
+
+
+def _floats(a) -> array:
+    """A float32[] message field from a numpy array, without a Python float per value."""
+    return array("f", np.ascontiguousarray(a, np.float32).tobytes())
 
 
 def main(args=None):
