@@ -30,25 +30,41 @@ def test_detect_json(astronaut_png, model):
     x, y, w, h = face["box"]
     assert abs(x + w / 2 - 225) < 12 and abs(y + h / 2 - 128) < 12
     assert face["score"] > 0.85 and len(face["id"]) == 4 and len(face["keypoints"]) == 6
+    assert face["landmarks"] == 478 and face["landmark_confidence"] > 0.9
+    assert set(out["stages_ms"]) == {"detect", "crop", "landmarks", "iris", "total"}
 
 
-def test_detect_table_and_unreadable_image(astronaut_png, tmp_path):
-    r = vtb("detect", astronaut_png)
-    assert r.returncode == 0 and "1 face(s)" in r.stdout and "box x=" in r.stdout
+def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):
+    drawn = tmp_path / "drawn.png"
+    r = vtb("detect", astronaut_png, "--draw", drawn)
+    assert r.returncode == 0 and "1 face(s)" in r.stdout and "landmarks=478" in r.stdout
+    original, annotated = cv2.imread(str(astronaut_png)), cv2.imread(str(drawn))
+    assert annotated.shape == original.shape and (annotated != original).any(axis=2).sum() > 1000
     missing = tmp_path / "nope.png"
     r = vtb("detect", missing)
     assert r.returncode == 2 and str(missing) in r.stderr
 
 
-def test_demo_streams_the_photo_through_the_graph():
-    r = vtb("demo", "--frames", "8", "--rate", "20")
+def test_demo_streams_a_moving_face_through_the_graph():
+    r = vtb("demo", "--frames", "30", "--rate", "30")
     assert r.returncode == 0, r.stdout + r.stderr
     frames = [line for line in r.stdout.splitlines() if line.startswith("frame ")]
-    assert len(frames) >= 6, r.stdout  # images are best effort; nearly all must arrive
-    assert all("box x=" in line and "detect " in line for line in frames), r.stdout
+    assert len(frames) >= 20, r.stdout  # images are best effort; most must arrive
+    assert all("landmarks=478" in line and "perception " in line for line in frames), r.stdout
+    assert "detected" in frames[0] and all("tracked" in line for line in frames[1:]), r.stdout
     ids = {line.split("face ")[1].split()[0] for line in frames}
-    assert len(ids) == 1, f"one still face must keep one id: {ids}"
-    assert "frames processed, a face in" in r.stdout
+    assert len(ids) == 1, f"one moving face must keep one id: {ids}"
+    assert "1 face id(s)" in r.stdout
+
+
+def test_bench_perception_without_the_peer(tmp_path):
+    out = tmp_path / "bench.json"
+    r = vtb("bench", "perception", "--frames", "40", "--no-mediapipe", "--json", out)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["vtb_ms"] > 0 and set(result["stages"]) == {"detect", "crop", "landmarks", "iris", "total"}
+    assert result["vtb"]["frames_without_face"] == 0 and len(result["vtb"]["face_ids"]) == 1
+    assert "vtb total" in r.stdout
 
 
 def test_models_verify():

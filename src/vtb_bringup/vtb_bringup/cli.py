@@ -2,7 +2,8 @@
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE [--json]       faces in a still image
-    vtb demo                        the graph on a real photo, printing what it finds
+    vtb bench perception|detector   speed against MediaPipe; the detector's naive vs fast path
+    vtb demo                        the graph on a moving real face, printing what it finds
     vtb test [PYTEST ARGS]          the test suite
 """
 from __future__ import annotations
@@ -50,33 +51,53 @@ def ensure_models() -> None:
 
 def cmd_detect(args) -> int:
     import cv2
-    from vtb_detector.blazeface import BlazeFaceDetector
-    from vtb_detector.tracker import IouTracker
+    from vtb_detector.pipeline import FacePipeline
 
     bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
     if bgr is None:
         print(f"vtb detect: cannot read image {args.image}", file=sys.stderr)
         return 2
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    detector = BlazeFaceDetector(args.model)
-    detector.detect(rgb)  # the first run allocates; time the second
+    pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads)
     t0 = time.perf_counter()
-    detections = detector.detect(rgb)
+    found = pipeline.process(rgb)
     ms = 1e3 * (time.perf_counter() - t0)
-    ids = IouTracker().update([d.box for d in detections])
-    faces = [{"id": fid, "box": [round(float(v), 1) for v in d.box], "score": round(d.score, 4),
-              "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in d.keypoints],
-              "landmarks": 0}
-             for fid, d in zip(ids, detections)]
+    faces = [{"id": f.id, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
+              "landmark_confidence": round(float(f.presence), 4), "landmarks": len(f.landmarks),
+              "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in f.keypoints]}
+             for f in found]
+    if args.draw:
+        from vtb_detector.debug_draw import draw_faces
+        cv2.imwrite(str(args.draw), cv2.cvtColor(draw_faces(rgb, found), cv2.COLOR_RGB2BGR))
     if args.json:
-        json.dump({"image": str(args.image), "width": rgb.shape[1], "height": rgb.shape[0],
-                   "model": args.model, "detect_ms": round(ms, 3), "faces": faces}, sys.stdout)
+        json.dump({"image": str(args.image), "width": rgb.shape[1], "height": rgb.shape[0], "model": args.model,
+                   "ms": round(ms, 3), "stages_ms": {k: round(v, 3) for k, v in pipeline.timings.items()},
+                   "faces": faces}, sys.stdout)
         print()
     else:
-        print(f"{args.image}: {rgb.shape[1]}x{rgb.shape[0]}, {len(faces)} face(s), {args.model}-range detector {ms:.2f} ms")
+        print(f"{args.image}: {rgb.shape[1]}x{rgb.shape[0]}, {len(faces)} face(s), {args.model}-range detector, "
+              f"{ms:.1f} ms (first run, models loaded)")
         for f in faces:
             x, y, w, h = f["box"]
-            print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} landmarks={f['landmarks']}")
+            print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} "
+                  f"landmarks={f['landmarks']} confidence={f['landmark_confidence']:.2f}")
+        if args.draw:
+            print(f"  drawn into {args.draw}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.what == "perception":
+        from vtb_detector.perception_bench import format_table, run_perception_bench
+        result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
+                                      with_mediapipe=not args.no_mediapipe)
+    else:
+        from vtb_detector.detector_bench import format_table, run_detector_bench
+        result = run_detector_bench()
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written: {args.json}")
     return 0
 
 
@@ -104,11 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", type=Path)
     p.add_argument("--model", choices=["short", "full"], default="short")
     p.add_argument("--json", action="store_true", help='print {"faces": [...]} as JSON')
+    p.add_argument("--max-faces", type=int, default=10, help="most faces to report (default 10)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--draw", type=Path, metavar="OUT.png", help="also write the image with the faces drawn")
     p.set_defaults(func=cmd_detect, needs_models=True)
 
-    p = sub.add_parser("demo", help="stream a real face photo through the graph and print what it finds")
-    p.add_argument("--frames", type=int, default=30, help="frames to stream (default 30)")
-    p.add_argument("--rate", type=float, default=15.0, help="frames per second (default 15)")
+    p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast)")
+    p.add_argument("what", choices=["perception", "detector"])
+    p.add_argument("--frames", type=int, default=300, help="perception: frames of the clip (default 300)")
+    p.add_argument("--threads", type=int, default=2, help="perception: vtb's CPU threads (default 2)")
+    p.add_argument("--backend", default="auto", choices=["auto", "litert", "onnxruntime"])
+    p.add_argument("--no-mediapipe", action="store_true", help="perception: skip the MediaPipe peer")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=cmd_bench, needs_models=True)
+
+    p = sub.add_parser("demo", help="stream a moving real face through the graph and print what it finds")
+    p.add_argument("--frames", type=int, default=90, help="frames to stream (default 90)")
+    p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--model", choices=["short", "full"], default="short")
     p.set_defaults(func=cmd_demo, needs_models=True)
 
