@@ -25,28 +25,33 @@ def cmd_models(args) -> int:
     if args.action == "path":
         print(models.models_dir())
         return 0
+    from vtb_detector import sample_images
     if args.action == "fetch":
         t0 = time.monotonic()
         models.fetch(force=args.force)
+        sample_images.fetch_samples()
         print(f"models: ready in {time.monotonic() - t0:.1f} s")
         return 0
-    problems = models.verify()
+    problems = models.verify() + sample_images.verify_samples()
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
-        print(f"models: all {2 * len(models.MODELS)} files in {models.models_dir()} match their sha256")
+        print(f"models: all {2 * len(models.MODELS)} model files and {len(sample_images.SAMPLES)} sample image(s) "
+              f"in {models.models_dir()} match their sha256")
     return 1 if problems else 0
 
 
 def ensure_models() -> None:
     """Setup's last step: fetch the models the first time (a cheap presence check otherwise;
     the checksums are verified when a model is loaded)."""
-    from vtb_detector import models
-    if not models.is_fetched():
-        print(f"[vtb setup] models: fetching into {models.models_dir()}", file=sys.stderr)
+    from vtb_detector import models, sample_images
+    echo = lambda m: print(f"[vtb setup] {m}", file=sys.stderr)  # noqa: E731
+    if not models.is_fetched() or not sample_images.samples_fetched():
+        echo(f"models: fetching into {models.models_dir()}")
         t0 = time.monotonic()
-        models.fetch(echo=lambda m: print(f"[vtb setup] {m}", file=sys.stderr))
-        print(f"[vtb setup] models: done in {time.monotonic() - t0:.1f} s", file=sys.stderr)
+        models.fetch(echo=echo)
+        sample_images.fetch_samples(echo=echo)
+        echo(f"models: done in {time.monotonic() - t0:.1f} s")
 
 
 def cmd_detect(args) -> int:

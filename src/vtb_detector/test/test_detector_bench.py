@@ -1,0 +1,38 @@
+"""`vtb bench detector`: the table's numbers come from both paths on the same network."""
+import json
+
+import numpy as np
+
+from vtb_detector.detector_bench import format_table, naive_nms, run_detector_bench
+from vtb_detector.anchor_detector import nms
+
+
+def test_bench_result_is_json_and_the_table_shows_every_scale(astronaut_rgb):
+    result = run_detector_bench(scales=(0.25, 0.5), repeats=1, image=astronaut_rgb)
+    json.loads(json.dumps(result))
+    rows = result["rows"]
+    assert [r["scale"] for r in rows] == [0.25, 0.5]
+    assert rows[0]["input"] == [128, 128] and rows[1]["input"] == [256, 256]
+    assert rows[1]["anchors"] == (32 * 32 + 16 * 16 + 8 * 8) * 2
+    for r in rows:
+        assert r["naive_ms"] > 0 and r["fast_ms"] > 0 and r["network_ms"] > 0
+        assert abs(r["speedup"] - r["naive_ms"] / r["fast_ms"]) < 0.02
+        # both paths find the same faces (the random network's) but for float rounding: the
+        # naive path resizes in float64, the fast one in uint8, so a face near the threshold or
+        # an NMS tie may go either way (exact agreement without a resize: test_anchor_detector)
+        assert abs(r["faces_naive"] - r["faces_fast"]) <= 2
+        assert r["faces_matched"] >= 0.8 * max(r["faces_naive"], r["faces_fast"]) > 0
+        assert r["max_box_difference_px"] < 2.0
+    table = format_table(result)
+    assert "RANDOM weights" in table and "speed-up" in table
+    assert len([line for line in table.splitlines() if line.lstrip().startswith(("0.25", "0.5"))]) == 2
+
+
+def test_naive_and_vectorised_nms_agree():
+    rng = np.random.default_rng(3)
+    xy = rng.uniform(0, 200, (300, 2))
+    wh = rng.uniform(10, 60, (300, 2))
+    corners = np.concatenate([xy, xy + wh], 1).astype(np.float32)
+    scores = rng.uniform(0.5, 1, 300).astype(np.float32)
+    dets = np.concatenate([corners, scores[:, None]], 1).tolist()
+    assert nms(corners, scores, 0.4).tolist() == naive_nms(dets, 0.4)
