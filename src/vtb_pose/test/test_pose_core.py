@@ -1,0 +1,118 @@
+"""The pose core: Euler conventions, PnP recovery, outlier rejection, One-Euro filtering."""
+import cv2
+import numpy as np
+import pytest
+
+from vtb_pose.face_model import face_frame, load_face_model, to_face_frame
+from vtb_pose.filters import OneEuroQuaternion, OneEuroVector, PoseFilter, quaternion_angle
+from vtb_pose.frames import FRONTAL, angle_between, quaternion_wxyz, rotation_from_ypr, ypr_from_rotation
+from vtb_pose.pnp import HeadPoseEstimator, default_intrinsics
+
+K = default_intrinsics(640, 480)
+
+
+def project(model, rotation, t):
+    pts, _ = cv2.projectPoints(model, cv2.Rodrigues(rotation)[0], np.asarray(t, float), K, None)
+    return pts.reshape(-1, 2) + 0.5  # vtb's pixel convention: the image edge at 0
+
+
+def test_ypr_signs_follow_the_message_definition():
+    assert np.allclose(rotation_from_ypr(0, 0, 0), FRONTAL)
+    # columns: the face's forward, left, up axes in the optical frame (x right, y down, z forward)
+    assert rotation_from_ypr(20, 0, 0)[0, 0] > 0.3, "yaw > 0: the face turns to the image's right"
+    assert rotation_from_ypr(0, 20, 0)[1, 0] > 0.3, "pitch > 0: the face looks down"
+    assert rotation_from_ypr(0, 0, 20)[1, 1] < -0.3, "roll > 0: the face's left side goes up"
+    for ypr in [(30, -20, 10), (-45, 30, -30), (5, 0, 0)]:
+        np.testing.assert_allclose(ypr_from_rotation(rotation_from_ypr(*ypr)), ypr, atol=1e-9)
+
+
+def test_face_model_is_metric_and_in_its_own_frame():
+    model = load_face_model(0.063)
+    assert abs(np.linalg.norm(model[473] - model[468]) - 0.063) < 1e-9
+    origin, rot = face_frame(model)
+    np.testing.assert_allclose(origin, 0, atol=1e-9)
+    np.testing.assert_allclose(rot, np.eye(3), atol=1e-9)
+    assert model[1, 0] > 0.02, "the nose tip is in front of the eyes"
+    assert model[152, 2] < -0.08 and model[10, 2] > 0.03, "chin below, forehead above"
+    assert model[473, 1] > 0 > model[468, 1], "the left eye on +y"
+    # scaling by the pupil distance
+    np.testing.assert_allclose(load_face_model(0.07), model * 0.07 / 0.063)
+
+
+def test_to_face_frame_undoes_any_pose():
+    model = load_face_model()
+    posed = model @ rotation_from_ypr(25, -15, 10).T + [0.1, -0.05, 0.7]
+    np.testing.assert_allclose(to_face_frame(posed, 0.063), model, atol=1e-9)
+
+
+@pytest.mark.parametrize("ypr", [(0, 0, 0), (30, -10, 5), (-45, 30, -30), (45, -30, 30)])
+def test_pnp_recovers_a_known_pose(ypr):
+    est = HeadPoseEstimator()
+    rotation, t = rotation_from_ypr(*ypr), [0.03, -0.02, 0.65]
+    e = est.estimate(project(est.model, rotation, t), K)
+    assert angle_between(e.rotation, rotation) < 1e-3
+    np.testing.assert_allclose(e.translation, t, atol=1e-5)
+    assert e.reprojection_error_px < 1e-3
+    # and from the previous pose as the initial guess, as while tracking
+    near = rotation_from_ypr(ypr[0] + 3, ypr[1] - 2, ypr[2])
+    e2 = est.estimate(project(est.model, near, t), K, guess=e)
+    assert angle_between(e2.rotation, near) < 1e-3
+
+
+def test_outlier_landmarks_are_dropped():
+    est = HeadPoseEstimator()
+    rotation, t = rotation_from_ypr(20, 10, -5), [0.0, 0.0, 0.6]
+    pts = project(est.model, rotation, t) + np.random.default_rng(0).normal(0, 0.5, (478, 2))
+    corrupt = pts.copy()
+    corrupt[est.indices[:12]] += 40  # twelve landmarks far off
+    clean_err = angle_between(est.estimate(pts, K).rotation, rotation)
+    e = est.estimate(corrupt, K)
+    assert e.landmark_count <= len(est.indices) - 12
+    assert angle_between(e.rotation, rotation) < clean_err + 0.5
+
+
+def test_one_euro_vector_smooths_noise_and_follows_motion():
+    rng = np.random.default_rng(1)
+    f = OneEuroVector(min_cutoff=0.5, beta=2.0)
+    still = [f(np.array([0.0, 0.0, 0.6]) + rng.normal(0, 0.002, 3), i / 30) for i in range(300)]
+    assert np.std(np.array(still)[100:, 0]) < 0.3 * 0.002
+    # a 10 cm move at 0.5 m/s: followed within a few frames of its end
+    x = 0.0
+    for i in range(300, 330):
+        x = min(0.1, x + 0.5 / 30)
+        out = f(np.array([x, 0.0, 0.6]), i / 30)
+    assert abs(out[0] - 0.1) < 0.01
+
+
+def test_one_euro_quaternion_smooths_noise_and_keeps_fast_turns():
+    rng = np.random.default_rng(2)
+    f = OneEuroQuaternion(min_cutoff=0.5, beta=0.5)
+    truth = quaternion_wxyz(rotation_from_ypr(10, 5, 0))
+    raw_err, filt_err = [], []
+    for i in range(300):
+        noisy = quaternion_wxyz(rotation_from_ypr(10 + rng.normal(0, 0.5), 5 + rng.normal(0, 0.5), 0))
+        out = f(noisy, i / 30)
+        if i > 100:
+            raw_err.append(quaternion_angle(noisy, truth))
+            filt_err.append(quaternion_angle(out, truth))
+    assert np.mean(filt_err) < 0.35 * np.mean(raw_err)
+    # a 40 degree turn in half a second: within 3 degrees a few frames after it ends
+    for i in range(300, 330):
+        yaw = min(50.0, 10 + 40 * (i - 299) / 15)
+        out = f(quaternion_wxyz(rotation_from_ypr(yaw, 5, 0)), i / 30)
+    assert np.degrees(quaternion_angle(out, quaternion_wxyz(rotation_from_ypr(50, 5, 0)))) < 3
+
+
+def test_quaternion_filter_ignores_the_sign_flip():
+    f = OneEuroQuaternion(min_cutoff=0.5)
+    q = quaternion_wxyz(rotation_from_ypr(30, 0, 0))
+    f(q, 0.0)
+    out = f(-q, 1 / 30)  # the same rotation
+    assert quaternion_angle(out, q) < 1e-9
+
+
+def test_pose_filter_first_sample_passes_through():
+    q, t = quaternion_wxyz(rotation_from_ypr(5, 5, 5)), np.array([0.1, 0.0, 0.5])
+    fq, ft = PoseFilter()(q, t, 12.0)
+    np.testing.assert_allclose(fq, q)
+    np.testing.assert_allclose(ft, t)
