@@ -12,6 +12,9 @@ Two setups:
     sees the system's packages and only what they lack is installed; colcon builds against
     the sourced distribution.
 
+In the wheel setup colcon also builds compat/ (stand-ins for interface packages no wheel
+provides, e.g. tf2_msgs), each unless the venv holds a real one; on a ROS install only src/.
+
 Each step is skipped when a stamp says its inputs have not changed; each prints its time.
 """
 import argparse
@@ -28,6 +31,8 @@ VENV = ROOT / ".venv"
 REQ = ROOT / "requirements"
 BUILD = ROOT / "build"
 INSTALL = ROOT / "install"
+# stand-ins for interface packages no wheel provides; built in the wheel setup only
+COMPAT = ROOT / "compat"
 # Bump to force every machine through the pip step again (e.g. when a repair below changes).
 BOOTSTRAP_VERSION = "3"
 
@@ -144,10 +149,68 @@ def repair_wheel_cmake_files():
     run([venv_python(), "-c", REPAIR_SCRIPT], env=env)
 
 
+def real_package_in_venv(name, venv=VENV):
+    """Whether the venv (the wheel setup's ament prefix) holds a real `name`: registered in its
+    ament index, or importable from its site-packages. Plain file checks, no interpreter start."""
+    if (venv / "share" / "ament_index" / "resource_index" / "packages" / name).exists():
+        return True
+    return any((sp / name).is_dir() for sp in venv.glob("lib/python3*/site-packages"))
+
+
+def all_compat_packages(compat=COMPAT):
+    return sorted(d.name for d in compat.iterdir() if (d / "package.xml").is_file()) if compat.is_dir() else []
+
+
+def compat_packages(setup, venv=VENV, compat=COMPAT):
+    """The stand-ins of compat/ to build: none on a ROS install (the distribution has the real
+    packages), and in the wheel setup those the venv does not hold for real."""
+    if setup != "wheels":
+        return []
+    return [n for n in all_compat_packages(compat) if not real_package_in_venv(n, venv)]
+
+
+def base_paths(setup, venv=VENV, compat=COMPAT):
+    """colcon's --base-paths: src/, plus compat/ when any stand-in is to be built."""
+    return ["src"] + (["compat"] if compat_packages(setup, venv, compat) else [])
+
+
+def colcon_command(setup, python, venv=VENV, compat=COMPAT):
+    """The colcon build command line for `setup` ("wheels" or "ros-<distro>")."""
+    paths = base_paths(setup, venv, compat)
+    cmd = [python, "-m", "colcon", "build", "--symlink-install", "--base-paths", *paths]
+    skip = [n for n in all_compat_packages(compat) if n not in compat_packages(setup, venv, compat)]
+    if "compat" in paths and skip:
+        # compat/ is searched for the stand-ins still wanted: leave out those a real package replaces
+        cmd += ["--packages-skip", *skip]
+    return cmd + ["--event-handlers", "console_direct-", "console_cohesion-", "summary+",
+                  "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={python}",
+                  "-DCMAKE_BUILD_TYPE=Release"]
+
+
+def remove_unwanted_compat_builds(setup):
+    """A stand-in built earlier but no longer wanted (a ROS install now, or a real package in the
+    venv) must not stay in install/: it would shadow the real one when install/setup.bash is
+    sourced. Only what was built from compat/ is removed (its package.xml says so)."""
+    wanted = compat_packages(setup)
+    for name in all_compat_packages():
+        if name in wanted:
+            continue
+        installed = INSTALL / name / "share" / name / "package.xml"
+        try:
+            ours = "Build-only stand-in for vtb" in installed.read_text()
+        except OSError:  # not installed (or a dangling link to a removed checkout)
+            ours = installed.is_symlink()
+        if ours:
+            log(f"removing the {name} stand-in from install/ and build/ (not wanted in {setup})")
+            run(["rm", "-rf", INSTALL / name, BUILD / name])
+
+
 def source_fingerprint():
     """Paths, sizes and mtimes of everything colcon builds: cheap, and changes with any edit."""
     h = hashlib.sha256()
-    for p in sorted((ROOT / "src").rglob("*")):
+    paths = base_paths(mode())
+    h.update(("base-paths " + " ".join(paths) + " compat " + " ".join(compat_packages(mode())) + "\n").encode())
+    for p in sorted(f for b in paths for f in (ROOT / b).rglob("*")):
         if "__pycache__" in p.parts or p.suffix == ".pyc" or not p.is_file():
             continue
         st = p.stat()
@@ -180,12 +243,9 @@ def ensure_build(force=False):
     want = source_fingerprint()
     if not force and read_stamp(stamp) == want and (INSTALL / "setup.bash").exists():
         return False
+    remove_unwanted_compat_builds(mode())
     # colcon from the venv, so ament_python entry points get the venv's interpreter
-    cmd = [venv_python(), "-m", "colcon", "build", "--symlink-install", "--base-paths", "src",
-           "--event-handlers", "console_direct-", "console_cohesion-", "summary+",
-           "--cmake-args", "-DBUILD_TESTING=OFF", f"-DPython3_EXECUTABLE={venv_python()}",
-           "-DCMAKE_BUILD_TYPE=Release"]
-    run(cmd, cwd=ROOT, env=build_env())
+    run(colcon_command(mode(), venv_python()), cwd=ROOT, env=build_env())
     BUILD.mkdir(exist_ok=True)
     stamp.write_text(want + "\n")
     return True

@@ -1,19 +1,42 @@
-"""vtb_pose node. Head pose from face landmarks: PnP, filtering, TF frames face_<id>, markers.
+"""vtb_pose node: faces with landmarks in, head pose out (TF, poses, markers).
 
-For now it declares and logs its parameters; the computation arrives with the pose issue and
-lives in rclpy-free modules beside this one.
+A thin adapter around the rclpy-free HeadPoseEstimator and PoseFilter. Topics (relative):
+  faces                    vtb_msgs/FaceArray (from vtb_detector)
+  camera_info              sensor_msgs/CameraInfo (optional: without it, focal length = image
+                           width and principal point = image centre, logged once)
+  head_poses               vtb_msgs/HeadPoseArray
+  faces/<id>/head_pose     geometry_msgs/PoseStamped, one topic per tracked face (REP-155 style)
+  markers                  visualization_msgs/MarkerArray: face axes and the 3D landmark mesh
+  /tf                      face_<id> in the image's frame (tf2_ros, or tf2_msgs on /tf with
+                           tf2's QoS where tf2_ros is not installed)
 """
+import numpy as np
 import rclpy
+from geometry_msgs.msg import Point, PoseStamped, Vector3
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import ColorRGBA
+from visualization_msgs.msg import Marker, MarkerArray
+from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
+
+from .filters import PoseFilter
+from .frames import quaternion_wxyz, rotation_from_quaternion, ypr_from_rotation
+from .pnp import HeadPoseEstimator, default_intrinsics
+from .tf_broadcast import TransformBroadcaster, make_transform
 
 PARAMETERS = [
     ("interpupillary_distance_m", 0.063, "distance between the pupils used to scale the 3D face model, metres"),
-    ("pnp_method", "sqpnp", "cv2.solvePnP method: sqpnp, iterative or epnp"),
-    ("filter_min_cutoff", 1.0, "One-Euro filter minimum cutoff frequency, Hz (lower: steadier, more lag)"),
-    ("filter_beta", 0.05, "One-Euro filter speed coefficient (higher: less lag on fast moves)"),
+    ("pnp_method", "sqpnp", "cv2.solvePnP method for a face's first frame: sqpnp, iterative or epnp (then refined)"),
+    ("filter", True, "One-Euro filter the pose (rotation on quaternions, translation on the vector)"),
+    ("filter_min_cutoff", 0.5, "One-Euro minimum cutoff frequency, Hz (lower: steadier when still, more lag)"),
+    ("filter_beta_rotation", 0.5, "One-Euro speed coefficient for rotation, per rad/s (higher: less lag when turning)"),
+    ("filter_beta_translation", 2.0, "One-Euro speed coefficient for translation, per m/s"),
     ("publish_tf", True, "broadcast face_<id> frames on /tf"),
-    ("publish_markers", True, "publish visualization_msgs markers for RViz"),
+    ("publish_markers", True, "publish face axes and the 3D landmark mesh as visualization_msgs markers"),
+    ("frame_prefix", "face_", "TF child frame name prefix (REP-155: face_<id>)"),
 ]
 
 
@@ -22,8 +45,115 @@ class PoseNode(Node):
         super().__init__("vtb_pose", **kwargs)
         for name, default, description in PARAMETERS:
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
-        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
+        self.p = p
+        self.estimator = HeadPoseEstimator(ipd_m=p["interpupillary_distance_m"], method=p["pnp_method"])
+        self.camera_matrix, self.dist = None, None
+        self.states = {}          # face id -> (PoseFilter, last PoseEstimate)
+        self.face_pubs = {}       # face id -> PoseStamped publisher
+        self.warned_intrinsics = False
+
+        self.tf = TransformBroadcaster(self) if p["publish_tf"] else None
+        self.pub = self.create_publisher(HeadPoseArray, "head_poses", 10)
+        self.marker_pub = self.create_publisher(MarkerArray, "markers", 10) if p["publish_markers"] else None
+        self.create_subscription(FaceArray, "faces", self.on_faces, 10)
+        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
+
+    def on_camera_info(self, msg: CameraInfo):
+        k = np.array(msg.k, np.float64).reshape(3, 3)
+        if k[0, 0] > 0:
+            self.camera_matrix, self.dist = k, np.array(msg.d, np.float64) if len(msg.d) else None
+
+    def intrinsics(self, msg: FaceArray):
+        if self.camera_matrix is not None:
+            return self.camera_matrix, self.dist
+        if not self.warned_intrinsics:
+            self.get_logger().info(f"no camera_info yet: assuming focal length = image width ({msg.image_width} px) "
+                                   f"and principal point = image centre")
+            self.warned_intrinsics = True
+        return default_intrinsics(msg.image_width, msg.image_height), None
+
+    def on_faces(self, msg: FaceArray):
+        k, dist = self.intrinsics(msg)
+        t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+        out = HeadPoseArray(header=msg.header)
+        transforms, markers = [], []
+        seen = set()
+        for face in msg.faces:
+            if len(face.landmarks) < 2 * 468:
+                continue
+            seen.add(face.id)
+            pose_filter, last = self.states.get(face.id, (None, None))
+            if pose_filter is None:  # a new face: its own filter, no guess
+                pose_filter = PoseFilter(self.p["filter_min_cutoff"], self.p["filter_beta_rotation"],
+                                         self.p["filter_beta_translation"])
+            lm = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
+            estimate = self.estimator.estimate(lm, k, dist, guess=last)
+            if estimate is None:
+                out.poses.append(HeadPose(face_id=face.id, valid=False))
+                continue
+            self.states[face.id] = (pose_filter, estimate)
+            q = quaternion_wxyz(estimate.rotation)
+            position = estimate.translation
+            if self.p["filter"]:
+                q, position = pose_filter(q, position, t)
+            rotation = rotation_from_quaternion(q)
+            yaw, pitch, roll = ypr_from_rotation(rotation)
+            pose = HeadPose(face_id=face.id, valid=True, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll,
+                            reprojection_error_px=estimate.reprojection_error_px,
+                            landmark_count=estimate.landmark_count)
+            pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
+            o = pose.pose.orientation
+            o.w, o.x, o.y, o.z = (float(v) for v in q)
+            out.poses.append(pose)
+            self.face_publisher(face.id).publish(PoseStamped(header=msg.header, pose=pose.pose))
+            child = self.p["frame_prefix"] + face.id
+            if self.tf is not None:
+                transforms.append(make_transform(msg.header.stamp, msg.header.frame_id, child, rotation, position))
+            if self.marker_pub is not None:
+                markers += self.face_markers(msg.header.stamp, child, face.id)
+        self.forget(seen)
+        self.pub.publish(out)
+        if transforms:
+            self.tf.send(transforms)
+        if markers:
+            self.marker_pub.publish(MarkerArray(markers=markers))
+
+    def face_publisher(self, face_id):
+        if face_id not in self.face_pubs:
+            self.face_pubs[face_id] = self.create_publisher(PoseStamped, f"faces/{face_id}/head_pose", 10)
+        return self.face_pubs[face_id]
+
+    def forget(self, seen):
+        """A face that is gone loses its filter state and its topic; a new id starts afresh."""
+        for face_id in set(self.states) - seen:
+            del self.states[face_id]
+        for face_id in set(self.face_pubs) - seen:
+            self.destroy_publisher(self.face_pubs.pop(face_id))
+
+    def face_markers(self, stamp, frame, face_id):
+        """Axes (x red, y green, z blue, 10 cm) and the model's landmarks, in the face frame."""
+        lifetime = Duration(seconds=0.5).to_msg()
+        markers = []
+        for i, (axis, color) in enumerate(zip(np.eye(3), [(1, 0, 0), (0, 1, 0), (0, 0, 1)])):
+            m = Marker(ns=f"face_axes/{face_id}", id=i, type=Marker.ARROW, action=Marker.ADD, lifetime=lifetime,
+                       frame_locked=True)
+            m.header.stamp, m.header.frame_id = stamp, frame
+            m.points = [Point(), Point(x=0.1 * axis[0], y=0.1 * axis[1], z=0.1 * axis[2])]
+            m.scale = Vector3(x=0.005, y=0.01, z=0.015)
+            m.color = ColorRGBA(r=float(color[0]), g=float(color[1]), b=float(color[2]), a=1.0)
+            m.pose.orientation.w = 1.0
+            markers.append(m)
+        mesh = Marker(ns=f"face_mesh/{face_id}", id=0, type=Marker.POINTS, action=Marker.ADD, lifetime=lifetime,
+                      frame_locked=True)
+        mesh.header.stamp, mesh.header.frame_id = stamp, frame
+        mesh.points = [Point(x=float(x), y=float(y), z=float(z)) for x, y, z in self.estimator.model[:468]]
+        mesh.scale = Vector3(x=0.002, y=0.002, z=0.0)
+        mesh.color = ColorRGBA(r=0.2, g=0.9, b=0.9, a=1.0)
+        mesh.pose.orientation.w = 1.0
+        markers.append(mesh)
+        return markers
 
 
 def main(args=None):
