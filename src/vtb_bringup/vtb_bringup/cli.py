@@ -3,6 +3,7 @@
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE [--json]       faces in a still image
     vtb bench perception|detector   speed against MediaPipe; the detector's naive vs fast path
+    vtb eval pose [--json PATH]     head-pose accuracy and jitter on renders of known pose
     vtb demo                        the graph on a moving real face, printing what it finds
     vtb test [PYTEST ARGS]          the test suite
 """
@@ -94,11 +95,28 @@ def cmd_detect(args) -> int:
 def cmd_bench(args) -> int:
     if args.what == "perception":
         from vtb_detector.perception_bench import format_table, run_perception_bench
+        from vtb_pose.render import render_clip
+        clip = [rgb for rgb, *_ in render_clip(args.frames + 10)]
         result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
-                                      with_mediapipe=not args.no_mediapipe)
+                                      with_mediapipe=not args.no_mediapipe, clip=clip,
+                                      clip_name="rendered 3D head from the astronaut photo, turning and moving")
     else:
         from vtb_detector.detector_bench import format_table, run_detector_bench
         result = run_detector_bench()
+    print(format_table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written: {args.json}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from vtb_pose.eval import DISTANCES, PITCHES, ROLLS, YAWS, format_table, run_pose_eval
+    if args.quick:  # a coarse grid for a quick look
+        grid = dict(yaws=YAWS[::2], pitches=PITCHES[::2], rolls=ROLLS[::2], distances=DISTANCES[:2], jitter_frames=40)
+    else:
+        grid = {}
+    result = run_pose_eval(method=args.method, echo=lambda m: print(m, file=sys.stderr), **grid)
     print(format_table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
@@ -143,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-mediapipe", action="store_true", help="perception: skip the MediaPipe peer")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
+
+    p = sub.add_parser("eval", help="accuracy on renders of known ground truth: pose")
+    p.add_argument("what", choices=["pose"])
+    p.add_argument("--method", default="sqpnp", choices=["sqpnp", "iterative", "epnp"], help="PnP method reported")
+    p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.set_defaults(func=cmd_eval, needs_models=True)
 
     p = sub.add_parser("demo", help="stream a moving real face through the graph and print what it finds")
     p.add_argument("--frames", type=int, default=90, help="frames to stream (default 90)")

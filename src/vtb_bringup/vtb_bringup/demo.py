@@ -1,7 +1,7 @@
 """The demo: a real face, moving, streamed through the graph over DDS.
 
-A source node publishes a clip made from skimage's astronaut photo (the face moved by
-translation, scale and rotation) as sensor_msgs/Image on /vtb/image at the camera rate; the
+A source node publishes a clip of a 3D head made from skimage's astronaut photo (vtb_pose's
+renderer: turning, nodding, moving) as sensor_msgs/Image on /vtb/image at the camera rate; the
 vtb_detector node tracks the face and publishes vtb_msgs/FaceArray (478 landmarks) on
 /vtb/faces; a listener prints each frame's face, whether it was tracked or detected, the
 perception time and the latency from the image's stamp to the faces' arrival. Later issues
@@ -17,7 +17,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from vtb_detector.clip import astronaut_clip
+from vtb_pose.render import render_clip
 from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS, DetectorNode
 from vtb_msgs.msg import FaceArray
@@ -41,7 +41,7 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
         for n in nodes:
             executor.add_node(n)
 
-        clip = [f for f, _ in astronaut_clip(frames)]
+        clip = [rgb for rgb, *_ in render_clip(frames)]
         image_pub = source.create_publisher(Image, "image", IMAGE_QOS)
         latencies, perception_ms, received = [], [], []
 

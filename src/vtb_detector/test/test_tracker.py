@@ -13,7 +13,7 @@ def test_box_iou():
 def test_ids_follow_moving_faces_and_a_lost_face_gets_a_new_id():
     t = IouTracker()
     a, b = t.update([[0, 0, 100, 100], [300, 0, 100, 100]])
-    assert re.fullmatch(r"[0-9a-f]{4}", a) and a != b
+    assert re.fullmatch(r"[a-f][0-9a-f]{3}", a) and a != b
     for step in range(1, 10):  # both move 5 px a frame, listed in swapped order
         ids = t.update([[300 + 5 * step, 0, 100, 100], [5 * step, 0, 100, 100]])
         assert ids == [b, a]

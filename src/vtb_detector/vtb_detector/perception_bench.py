@@ -25,8 +25,13 @@ def _stats(values):
 
 
 def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "auto", warmup: int = 10,
-                         with_mediapipe: bool = True, echo=print) -> dict:
-    clip = [f for f, _ in astronaut_clip(frames + warmup)]
+                         with_mediapipe: bool = True, clip=None, clip_name: str | None = None, echo=print) -> dict:
+    """`clip`: RGB frames (at least frames + warmup); default: the astronaut photo moved in 2D.
+    The CLI passes the rendered 3D head (vtb_pose.render)."""
+    if clip is None:
+        clip = [f for f, _ in astronaut_clip(frames + warmup)]
+        clip_name = "astronaut moved by translation, scale, rotation"
+    clip = list(clip)[:frames + warmup]
     pipeline = FacePipeline(threads=threads, backend=backend)
     for f in clip[:warmup]:
         pipeline.process(f)
@@ -41,7 +46,7 @@ def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "au
         landmarks.append(faces[0].landmarks[:, :2] if faces else np.full((478, 2), np.nan, np.float32))
     stages = {s: _stats(v) for s, v in per_stage.items()}
     result = {
-        "frames": frames, "frame_size": list(clip[0].shape[1::-1]),
+        "frames": frames, "frame_size": list(clip[0].shape[1::-1]), "clip": clip_name,
         "vtb": {"threads": threads, "backend": pipeline.mesh.runner.backend,
                 "models": {r.name: r.where for r in (pipeline.detector.runner, pipeline.mesh.runner, pipeline.iris.runner)},
                 "frames_without_face": missed, "face_ids": sorted(ids),
@@ -72,7 +77,7 @@ def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "au
 
 def format_table(r: dict) -> str:
     lines = [f"perception on {r['frames']} frames of {r['frame_size'][0]}x{r['frame_size'][1]} "
-             f"(astronaut moved by translation, scale, rotation); ms per frame",
+             f"({r.get('clip')}); ms per frame",
              f"vtb: {r['vtb']['threads']} threads, models on {r['vtb']['backend']}; "
              f"{r['vtb']['detections']} detector runs, {len(r['vtb']['face_ids'])} face id(s), "
              f"{r['vtb']['frames_without_face']} frames without a face",

@@ -13,8 +13,10 @@ import numpy as np
 
 
 def new_face_id(taken=()) -> str:
+    """Four hex digits, the first a letter: ids name topics and frames (faces/<id>/...,
+    face_<id>), and a ROS name token cannot start with a digit."""
     while True:
-        fid = secrets.token_hex(2)
+        fid = secrets.choice("abcdef") + secrets.token_hex(2)[:3]
         if fid not in taken:
             return fid
 

@@ -75,6 +75,12 @@ class PoseNode(Node):
         return default_intrinsics(msg.image_width, msg.image_height), None
 
     def on_faces(self, msg: FaceArray):
+        try:
+            self.process(msg)
+        except Exception as e:  # one bad message must not stop the node
+            self.get_logger().error(f"faces message failed: {e!r}", throttle_duration_sec=5.0)
+
+    def process(self, msg: FaceArray):
         k, dist = self.intrinsics(msg)
         t = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
         out = HeadPoseArray(header=msg.header)
