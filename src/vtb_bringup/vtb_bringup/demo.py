@@ -12,6 +12,8 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
+
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -20,7 +22,9 @@ from sensor_msgs.msg import Image
 from vtb_pose.render import render_clip
 from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS, DetectorNode
-from vtb_msgs.msg import FaceArray
+from vtb_msgs.msg import FaceArray, HeadPoseArray
+from vtb_pose.frames import ypr_from_rotation
+from vtb_pose.node import PoseNode
 
 NAMESPACE = "vtb"
 
@@ -35,15 +39,19 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
     nodes = []
     try:
         detector = DetectorNode(namespace=NAMESPACE, parameter_overrides=[Parameter("model", value=model)])
+        pose_node = PoseNode(namespace=NAMESPACE)
         source = Node("vtb_demo_source", namespace=NAMESPACE)
         listener = Node("vtb_demo_listener", namespace=NAMESPACE)
-        nodes = [detector, source, listener]
+        nodes = [detector, pose_node, source, listener]
         for n in nodes:
             executor.add_node(n)
 
-        clip = [rgb for rgb, *_ in render_clip(frames)]
+        rendered = list(render_clip(frames))
+        clip = [rgb for rgb, *_ in rendered]
+        truth = {}  # image stamp -> true (yaw, pitch, roll) of the rendered head
         image_pub = source.create_publisher(Image, "image", IMAGE_QOS)
-        latencies, perception_ms, received = [], [], []
+        latencies, perception_ms, received, pose_errors = [], [], [], []
+        poses = {}
 
         def on_faces(msg: FaceArray):
             stamp = msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
@@ -61,7 +69,19 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
             print(f"frame {len(received):3d}: {faces} | perception {ms:.1f} ms, stamp-to-faces {latency:.1f} ms",
                   flush=True)
 
+        def on_poses(msg: HeadPoseArray):
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            for p in msg.poses:
+                if p.valid and key in truth:
+                    got, want = (p.yaw_deg, p.pitch_deg, p.roll_deg), truth[key]
+                    pose_errors.append([g - w for g, w in zip(got, want)])
+                    if len(pose_errors) % print_every == 0:
+                        print(f"           head pose yaw {got[0]:+6.1f} pitch {got[1]:+6.1f} roll {got[2]:+6.1f} deg "
+                              f"(rendered {want[0]:+6.1f} {want[1]:+6.1f} {want[2]:+6.1f}), "
+                              f"{p.pose.position.z:.2f} m away", flush=True)
+
         listener.create_subscription(FaceArray, "faces", on_faces, 10)
+        listener.create_subscription(HeadPoseArray, "head_poses", on_poses, 10)
 
         # wait for discovery both ways before streaming, so no frame is lost to it
         deadline = time.monotonic() + timeout
@@ -81,6 +101,7 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
             if sent < frames:
                 msg = rgb_to_image(Image, clip[sent])
                 msg.header.stamp = source.get_clock().now().to_msg()
+                truth[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = ypr_from_rotation(rendered[sent][1])
                 msg.header.frame_id = "camera_optical_frame"
                 image_pub.publish(msg)
                 sent += 1
@@ -105,6 +126,10 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
         print(f"demo: {len(received)}/{sent} frames answered ({c['dropped']} dropped as stale), a face in {found}, "
               f"{len(ids)} face id(s); perception median {statistics.median(perception_ms):.2f} ms, "
               f"stamp-to-faces median {statistics.median(latencies):.1f} ms")
+        if pose_errors:
+            mae = np.abs(np.array(pose_errors)).mean(0)
+            print(f"demo: head pose on {len(pose_errors)} frames: mean absolute error yaw {mae[0]:.1f}, "
+                  f"pitch {mae[1]:.1f}, roll {mae[2]:.1f} deg against the rendered truth")
         return 0 if found else 1
     finally:
         for n in nodes:

@@ -70,7 +70,9 @@ class OneEuroQuaternion:
 class PoseFilter:
     """Filters one face's pose; make a new one (or reset) when the face id changes."""
 
-    def __init__(self, min_cutoff=0.5, beta_rotation=0.5, beta_translation=2.0, d_cutoff=1.0):
+    # defaults chosen on renders (240 moving frames, 100 still noisy ones): against 0.5 / 0.5,
+    # error on a moving head 2.95 instead of 3.93 deg and still-head jitter 0.050 instead of 0.054
+    def __init__(self, min_cutoff=0.3, beta_rotation=3.0, beta_translation=2.0, d_cutoff=1.0):
         self.rotation = OneEuroQuaternion(min_cutoff, beta_rotation, d_cutoff)
         self.translation = OneEuroVector(min_cutoff, beta_translation, d_cutoff)
 
