@@ -1,19 +1,59 @@
-"""vtb_gaze node. Gaze vectors, eye openness, blinks, mouth and brows from landmarks and head pose.
+"""vtb_gaze node: faces and head poses in; gaze, eye/mouth/brow state, TF and markers out.
 
-For now it declares and logs its parameters; the computation arrives with the gaze issue and
-lives in rclpy-free modules beside this one.
+A thin adapter around the rclpy-free GazeEstimator and FaceStateEstimator. Topics (relative):
+  faces               vtb_msgs/FaceArray (from vtb_detector)
+  head_poses          vtb_msgs/HeadPoseArray (from vtb_pose), matched to faces by header stamp
+  camera_info         sensor_msgs/CameraInfo (optional; else f = image width, centre)
+  gaze                vtb_msgs/GazeArray
+  face_state          vtb_msgs/FaceStateArray
+  gaze_markers        visualization_msgs/MarkerArray: one arrow per eye
+  /tf                 gaze_<id> (REP-155: z along the gaze, x right, y down) in the image's frame
+Services: calibrate_gaze (std_srvs/Trigger: "look at the camera" for the next frames),
+          reset_eye_calibration (std_srvs/Trigger: forget the learned eye-openness range).
+
+Faces are kept for a moment until their head pose arrives; a face whose pose does not come
+within `pose_wait_s` still gets its FaceState (without gaze), so a missing pose never stops it.
 """
+import time
+
+import numpy as np
 import rclpy
+from geometry_msgs.msg import Point, Vector3
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import CameraInfo
+from std_msgs.msg import ColorRGBA
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker, MarkerArray
+from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
+from vtb_pose.face_model import load_face_model
+from vtb_pose.frames import rotation_from_quaternion
+from vtb_pose.pnp import default_intrinsics
+from vtb_pose.tf_broadcast import TransformBroadcaster, make_transform
+
+from .face_state import FaceStateEstimator
+from .gaze import GazeEstimator, gaze_frame_rotation
 
 PARAMETERS = [
     ("eyeball_radius_m", 0.012, "eyeball radius of the average eye model, metres"),
+    ("interpupillary_distance_m", 0.063, "pupil distance scaling the face model (as vtb_pose's), metres"),
     ("blink_close_threshold", 0.25, "eye openness below which an open eye counts as closed, 0..1"),
     ("blink_open_threshold", 0.35, "eye openness above which a closed eye counts as open again, 0..1 (hysteresis)"),
+    ("calibration_frames", 15, "frames used by the 'look at the camera' gaze calibration"),
+    ("pose_wait_s", 0.2, "how long a face waits for its head pose before its state goes out without gaze, s"),
     ("publish_tf", True, "broadcast gaze_<id> frames on /tf"),
     ("publish_markers", True, "publish gaze arrows as visualization_msgs markers"),
 ]
+
+
+def _vec(v) -> Vector3:
+    return Vector3(x=float(v[0]), y=float(v[1]), z=float(v[2]))
+
+
+def _point(v) -> Point:
+    return Point(x=float(v[0]), y=float(v[1]), z=float(v[2]))
 
 
 class GazeNode(Node):
@@ -21,8 +61,162 @@ class GazeNode(Node):
         super().__init__("vtb_gaze", **kwargs)
         for name, default, description in PARAMETERS:
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
-        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
+        self.p = p
+        self.model = load_face_model(p["interpupillary_distance_m"])
+        self.gazes = {}        # face id -> GazeEstimator (per-user calibration)
+        self.states = {}       # face id -> FaceStateEstimator
+        self.pending = {}      # stamp -> (FaceArray, arrival time)
+        self.camera_matrix = None
+        self.calibration_requested = False
+
+        self.tf = TransformBroadcaster(self) if p["publish_tf"] else None
+        self.gaze_pub = self.create_publisher(GazeArray, "gaze", 10)
+        self.state_pub = self.create_publisher(FaceStateArray, "face_state", 10)
+        self.marker_pub = self.create_publisher(MarkerArray, "gaze_markers", 10) if p["publish_markers"] else None
+        self.create_subscription(FaceArray, "faces", self.on_faces, 10)
+        self.create_subscription(HeadPoseArray, "head_poses", self.on_poses, 10)
+        self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
+        self.create_service(Trigger, "calibrate_gaze", self.on_calibrate)
+        self.create_service(Trigger, "reset_eye_calibration", self.on_reset)
+        self.create_timer(0.05, self.flush_unmatched)
+
+    # inputs -------------------------------------------------------------------------------
+    def on_camera_info(self, msg: CameraInfo):
+        k = np.array(msg.k, np.float64).reshape(3, 3)
+        if k[0, 0] > 0:
+            self.camera_matrix = k
+
+    def on_faces(self, msg: FaceArray):
+        self.pending[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg, time.monotonic())
+
+    def on_poses(self, msg: HeadPoseArray):
+        entry = self.pending.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+        if entry is not None:
+            self.guarded(entry[0], msg)
+
+    def flush_unmatched(self):
+        now = time.monotonic()
+        for stamp, (faces, arrived) in list(self.pending.items()):
+            if now - arrived > self.p["pose_wait_s"]:
+                del self.pending[stamp]
+                self.guarded(faces, None)
+
+    def on_calibrate(self, request, response):
+        self.calibration_requested = True
+        for g in self.gazes.values():
+            g.start_calibration()
+        response.success = True
+        response.message = f"look at the camera: calibrating gaze over the next {self.p['calibration_frames']} frames"
+        return response
+
+    def on_reset(self, request, response):
+        for s in self.states.values():
+            s.reset_calibration()
+        response.success, response.message = True, f"eye-openness calibration reset for {len(self.states)} face(s)"
+        return response
+
+    # processing ---------------------------------------------------------------------------
+    def guarded(self, faces, poses):
+        try:
+            self.process(faces, poses)
+        except Exception as e:  # one bad message must not stop the node
+            self.get_logger().error(f"gaze failed: {e!r}", throttle_duration_sec=5.0)
+
+    def process(self, faces: FaceArray, poses: HeadPoseArray | None):
+        t = faces.header.stamp.sec + 1e-9 * faces.header.stamp.nanosec
+        by_id = {p.face_id: p for p in poses.poses if p.valid} if poses else {}
+        k = self.camera_matrix if self.camera_matrix is not None else default_intrinsics(
+            faces.image_width, faces.image_height)
+        states = FaceStateArray(header=faces.header)
+        gazes = GazeArray(header=faces.header)
+        transforms, markers = [], []
+        for face in faces.faces:
+            if len(face.landmarks) < 2 * 478:
+                continue
+            lm = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
+            lm = np.column_stack([lm, np.asarray(face.landmarks_z, np.float32)]) if len(face.landmarks_z) == len(lm) \
+                else np.column_stack([lm, np.zeros(len(lm), np.float32)])
+            pose = by_id.get(face.id)
+            ypr = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None
+            state = self.state_estimator(face.id).update(lm, ypr, t)
+            states.states.append(self.state_msg(face.id, state))
+            if pose is None:
+                continue
+            q = pose.pose.orientation
+            rotation = rotation_from_quaternion([q.w, q.x, q.y, q.z])
+            translation = np.array([pose.pose.position.x, pose.pose.position.y, pose.pose.position.z])
+            g = self.gaze_estimator(face.id).estimate(
+                lm, rotation, translation, k, openness=(state.eye_right_open, state.eye_left_open),
+                open_threshold=self.p["blink_close_threshold"])
+            gazes.gazes.append(self.gaze_msg(face.id, g))
+            if self.tf is not None:
+                transforms.append(make_transform(faces.header.stamp, faces.header.frame_id, f"gaze_{face.id}",
+                                                 gaze_frame_rotation(g.direction, rotation), g.origin))
+            if self.marker_pub is not None:
+                markers += self.arrows(faces.header, face.id, g)
+        self.forget({f.id for f in faces.faces})
+        self.state_pub.publish(states)
+        if poses is not None:
+            self.gaze_pub.publish(gazes)
+        if transforms:
+            self.tf.send(transforms)
+        if markers:
+            self.marker_pub.publish(MarkerArray(markers=markers))
+
+    def state_estimator(self, face_id):
+        if face_id not in self.states:
+            self.states[face_id] = FaceStateEstimator(blink_close_threshold=self.p["blink_close_threshold"],
+                                                      blink_open_threshold=self.p["blink_open_threshold"])
+        return self.states[face_id]
+
+    def gaze_estimator(self, face_id):
+        if face_id not in self.gazes:
+            g = GazeEstimator(self.model, self.p["eyeball_radius_m"], self.p["calibration_frames"])
+            if self.calibration_requested:
+                g.start_calibration()
+            self.gazes[face_id] = g
+        return self.gazes[face_id]
+
+    def forget(self, seen):
+        for table in (self.states, self.gazes):
+            for face_id in set(table) - seen:
+                del table[face_id]
+
+    @staticmethod
+    def state_msg(face_id, s) -> FaceState:
+        msg = FaceState(face_id=face_id)
+        for name in FaceState.get_fields_and_field_types():
+            if name != "face_id":
+                value = getattr(s, name)
+                setattr(msg, name, bool(value) if isinstance(value, (bool, np.bool_)) else float(value))
+        return msg
+
+    @staticmethod
+    def gaze_msg(face_id, g) -> Gaze:
+        right, left = g.eyes
+        return Gaze(face_id=face_id, left_direction=_vec(left.direction), right_direction=_vec(right.direction),
+                    combined_direction=_vec(g.direction), left_eyeball_center=_point(left.eyeball_centre),
+                    right_eyeball_center=_point(right.eyeball_centre), combined_origin=_point(g.origin),
+                    left_yaw_deg=left.yaw_deg, left_pitch_deg=left.pitch_deg, right_yaw_deg=right.yaw_deg,
+                    right_pitch_deg=right.pitch_deg, combined_yaw_deg=g.yaw_deg, combined_pitch_deg=g.pitch_deg,
+                    left_valid=left.valid, right_valid=right.valid, left_confidence=left.confidence,
+                    right_confidence=right.confidence)
+
+    @staticmethod
+    def arrows(header, face_id, g):
+        out = []
+        for i, eye in enumerate(g.eyes):
+            m = Marker(ns=f"gaze/{face_id}", id=i, type=Marker.ARROW, action=Marker.ADD,
+                       lifetime=Duration(seconds=0.5).to_msg())
+            m.header = header
+            m.points = [_point(eye.eyeball_centre), _point(eye.eyeball_centre + 0.15 * eye.direction)]
+            m.scale = Vector3(x=0.003, y=0.006, z=0.01)
+            m.color = ColorRGBA(r=1.0, g=0.8 if eye.valid else 0.2, b=0.1, a=1.0 if eye.valid else 0.4)
+            m.pose.orientation.w = 1.0
+            out.append(m)
+        return out
 
 
 def main(args=None):

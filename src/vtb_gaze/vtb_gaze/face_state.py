@@ -1,0 +1,488 @@
+"""Eyes, mouth and brows of one face from MediaPipe's 478 landmarks: the numbers of
+vtb_msgs/FaceState. No rclpy here.
+
+Input per frame: the landmarks in pixels (x, y and the mesh's relative depth z in the same pixel
+scale; MediaPipe's face-mesh indices: the subject's RIGHT eye is the one around 33/133 on the
+image's left, iris 468..472; its LEFT eye around 362/263, iris 473..477), the head pose as
+yaw/pitch/roll in degrees (vtb_msgs/HeadPose: yaw > 0 the face turns to its own left, pitch > 0
+looks down, roll > 0 tilts to the right shoulder) or None, and a time in seconds.
+
+Measurements (all from 3D landmark positions, so an in-plane rotation of the head changes
+nothing at all and a turn or nod changes little):
+
+- Face axes: the rotation that best aligns the landmarks that keep their place on the skull
+  (vtb_pose.pnp.STABLE_LANDMARKS, 286 points) with vtb_pose's mean face (Kabsch, no iteration);
+  "up" below is that face frame's z. No lip, lid, brow or jaw point enters it, so expressions
+  do not tilt it. (A first version took "down" from the eyes to the point under the nose: that
+  axis leans towards the camera, and the mouth corners, which sit about 1 cm behind the lip
+  centre, then read 2-3 times higher than in the image.)
+- Face scale: IOD, the distance between the two eyes' centres (mean of each eye's corners).
+  It does not move with any expression, unlike the mouth's or an eye's own width.
+- Eye ratio: mean of three vertical lid distances over the eye's corner distance: right eye
+  159-145, 158-153, 160-144 over 33-133; left eye 386-374, 385-380, 387-373 over 362-263
+  (3D distances).
+- Mouth gap: inner-lip distance 13-14 over IOD.
+- Mouth width: corner distance 61-291 over IOD.
+- Mouth form: how far the corners (61, 291) sit above the lips' centre line (the midpoint of
+  13 and 14; the corners are where the lips meet, so opening the jaw moves both alike) along
+  the face's up axis, over IOD.
+- Brow height: the mean height of the brow points above the eye's corners' midpoint, over IOD
+  (right 105, 66, 107; left 334, 296, 336). The corners, not the upper lid, are the reference so
+  that closing the eye does not read as a raised brow.
+
+Calibration, per user and adaptive (`reset_calibration()` goes back to the defaults):
+
+- Each level starts at a default measured on real faces (see DEFAULTS); over the first
+  `warmup_frames` frames it moves to the percentile below of the frames seen so far (weighted
+  by how many there are, so it does not jump), and from there follows a slowly adapting
+  percentile (a stochastic quantile estimate: each frame the level moves by
+  rate * (p - [x < level]), so it settles where a fraction p of the frames lie below it;
+  outliers only nudge it).
+- Eye open level: the 90th percentile of the eye ratio (open eyes are most frames; blinks pull
+  it down only at a ninth of the rate they push it up). An open eye therefore reads about 1.
+- Eye closed level: a minimum that decays back towards the default (time constant
+  `eye_closed_decay_s`); every blink refreshes it. Kept at least `eye_min_span` below the open
+  level.
+- Mouth closed level: the 10th percentile of the mouth gap (a resting mouth); open = that plus
+  a fixed span (`mouth_open_span`, a fraction of IOD).
+- Neutral mouth width, mouth form and brow heights: slowly adapting medians
+  (`neutral_time_s`).
+- Levels are learned only while the head is within `calibration_max_angle_deg` of frontal
+  (yaw and pitch) or its pose is unknown, and an eye's levels only while that eye is not hidden
+  (below).
+
+Outputs:
+
+- Eye openness 0..1 from the calibrated ratio, smoothed by a One-Euro filter per eye whose
+  cutoff rises steeply with speed (beta): still eyes are steady, a blink passes almost
+  untouched (a 2-frame blink at 30 fps still goes below the close threshold; see the tests).
+- Closed flags with hysteresis: an eye closes below `blink_close_threshold` and opens again
+  above `blink_open_threshold`; between the two it keeps its state. blink = both closed;
+  wink_left / wink_right = that eye closed, the other open.
+- A far-turned head: at yaw > 0 the face turns to its own left, towards the image's right, and
+  its LEFT eye turns away from the camera; at yaw < 0 its RIGHT eye does. The hidden eye is
+  poorly measured, so from |yaw| = far_yaw_deg - far_yaw_band_deg / 2 to far_yaw_deg +
+  far_yaw_band_deg / 2 its openness blends into the visible eye's, and beyond it follows it
+  fully (no winks from a turned head). The brow on that side follows the same way (measured on
+  the renderer's head at yaw 45: the far brow reads 0.20 IOD instead of 0.39).
+- Mouth open 0..1, mouth form -1..1 (corners lifted by `mouth_form_scale` x IOD reads 1),
+  mouth width 0..1 (0.5 = this user's neutral width, 0 = `mouth_width_rel_span` narrower,
+  1 = that much wider), brow raise -1..1 (`brow_raise_scale` x IOD above neutral reads 1,
+  `brow_lower_scale` below reads -1), each lightly One-Euro smoothed.
+- Vowels A I U E O, each 0..1: see `vowel_weights`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from vtb_pose.filters import OneEuroVector
+
+# landmark indices (MediaPipe face mesh)
+RIGHT_EYE_CORNERS = (33, 133)
+LEFT_EYE_CORNERS = (362, 263)
+RIGHT_EYE_LIDS = ((159, 145), (158, 153), (160, 144))
+LEFT_EYE_LIDS = ((386, 374), (385, 380), (387, 373))
+UPPER_INNER_LIP, LOWER_INNER_LIP = 13, 14
+MOUTH_CORNERS = (61, 291)
+RIGHT_BROW = (105, 66, 107)
+LEFT_BROW = (334, 296, 336)
+
+# Defaults of the calibrated levels, raw units as above. Measured with vtb's pipeline
+# (FacePipeline, 478 points) on skimage's astronaut (a broad smile, lips parted, teeth showing)
+# and the six faces of insightface's group photo t1 (g0..g5; most of them smile; g3 and g4 are
+# turned by about 30-40 degrees, g1 and g5 look down with their lids lowered):
+# - eye ratio open: astronaut 0.365 right / 0.388 left; the open frontal eyes of g0 0.354 /
+#   0.298; the renderer's astronaut head 0.33-0.39 over yaw -35..35 and pitch -25..25.
+#   Default 0.36.
+# - eye ratio closed: the astronaut with both eyelids warped shut in the image (the skin above
+#   each upper lid stretched down so the lash line lies on the lower lid) reads 0.133 / 0.148;
+#   half shut 0.28 / 0.26; the downcast, almost shut eyes of g1 and g5 0.09-0.15. Default 0.12.
+# - mouth gap / IOD: lips together (g1, g4) 0.026; slightly parted (g5) 0.08; the astronaut's
+#   smile with teeth showing 0.19. Closed default 0.03; span 0.45 IOD (about 2.8 cm of inner-lip
+#   gap for a 6.2 cm eye distance, a clearly open "a") reads 1, so the astronaut reads 0.35.
+# - mouth width / IOD: no smile, lips together (g1, g3, g4) 0.86-0.91; smiles (g0, g2, g5)
+#   0.97-1.09; the astronaut's broad smile 1.14. Neutral default 0.88.
+# - mouth form (corner lift over the lip centre line / IOD): g1, g4 +0.010, -0.004; the
+#   astronaut's smile +0.076, g5 +0.048 (but the open grins of g0 and g2 read about 0: their
+#   upper lip rises with the corners). Neutral default 0.0.
+# - brow height / IOD: frontal faces 0.39-0.46 (astronaut 0.392 / 0.403). Default 0.41.
+DEFAULTS = dict(
+    eye_open_ratio=0.36,
+    eye_closed_ratio=0.12,
+    mouth_closed_ratio=0.03,
+    mouth_width_neutral=0.88,
+    mouth_form_neutral=0.0,
+    brow_neutral=0.41,
+)
+
+VOWELS = ("a", "i", "u", "e", "o")
+# Mouth shape of each vowel as (open 0..1, width 0..1) on this module's own scales (Japanese
+# vowels, the VTuber lip-sync convention): A wide open at about neutral width (the jaw drop
+# narrows the mouth a little), I barely open and stretched, U barely open and pursed, E half
+# open and wide, O open and rounded (narrow).
+VOWEL_SHAPES = {
+    "a": (1.00, 0.45),
+    "i": (0.20, 0.95),
+    "u": (0.20, 0.05),
+    "e": (0.50, 0.80),
+    "o": (0.65, 0.20),
+}
+
+
+def vowel_weights(mouth_open: float, mouth_width: float, sigma: float = 0.22,
+                  active_from: float = 0.04, active_full: float = 0.18) -> dict[str, float]:
+    """Lip-sync weights A I U E O, each 0..1, from the calibrated mouth open and width.
+
+    Each vowel has a mouth shape (VOWEL_SHAPES); a Gaussian of the distance in the (open,
+    width) plane (sigma) gives each one's affinity, the affinities are normalised to sum to
+    one, and the total is scaled by how much the mouth is open (a smooth step from
+    `active_from` to `active_full`), so a closed mouth gives silence. Each vowel reaches about
+    0.9 at its own shape, and the weights always sum to that activity (at most 1).
+
+    Against kalidokit's face solver (calcMouth), the public reference: there I comes from width
+    times opening, A from opening, and U, E, O are small fractions of those (U at most 0.1, E
+    at most 0.3, O at most 0.4), so a pursed "u" or a rounded "o" never wins; here every vowel
+    wins at its own shape (tested).
+    """
+    o = min(max(mouth_open, 0.0), 1.0)
+    w = min(max(mouth_width, 0.0), 1.0)
+    aff = {v: math.exp(-((o - so) ** 2 + (w - sw) ** 2) / (2 * sigma ** 2)) for v, (so, sw) in VOWEL_SHAPES.items()}
+    total = sum(aff.values())
+    s = min(max((o - active_from) / (active_full - active_from), 0.0), 1.0)
+    activity = s * s * (3 - 2 * s)
+    return {v: activity * a / total for v, a in aff.items()}
+
+
+@dataclass
+class FaceStateResult:
+    """One face's expression state; the fields up to brow_right_raise mirror
+    vtb_msgs/FaceState (less face_id). "left"/"right" are the subject's own."""
+    eye_left_open: float = 1.0
+    eye_right_open: float = 1.0
+    eye_left_closed: bool = False
+    eye_right_closed: bool = False
+    blink: bool = False
+    wink_left: bool = False
+    wink_right: bool = False
+    mouth_open: float = 0.0
+    mouth_form: float = 0.0
+    mouth_width: float = 0.5
+    vowel_a: float = 0.0
+    vowel_i: float = 0.0
+    vowel_u: float = 0.0
+    vowel_e: float = 0.0
+    vowel_o: float = 0.0
+    brow_left_raise: float = 0.0
+    brow_right_raise: float = 0.0
+    # debugging: the raw measurements (units in the module's docstring), the calibrated values
+    # before smoothing, and which eye (if any) follows the other
+    eye_left_ratio: float = 0.0
+    eye_right_ratio: float = 0.0
+    mouth_open_ratio: float = 0.0
+    mouth_width_ratio: float = 0.0
+    mouth_form_ratio: float = 0.0
+    brow_left_ratio: float = 0.0
+    brow_right_ratio: float = 0.0
+    eye_left_open_unfiltered: float = 1.0
+    eye_right_open_unfiltered: float = 1.0
+    hidden_eye: str = ""   # "left", "right" or "" (by how much: hidden_weight)
+    hidden_weight: float = 0.0
+
+
+class AdaptiveLevel:
+    """A calibrated level: the default, moving to the p-quantile of the samples seen as the
+    first `warmup` samples come in (weight n / warmup, so no jump), then a slowly adapting
+    p-quantile (moves by rate * (p - [x < level]) per sample, rate = scale * dt / time_s)."""
+
+    def __init__(self, default: float, p: float, scale: float, time_s: float, warmup: int):
+        self.default, self.p, self.scale, self.time_s, self.warmup = default, p, scale, time_s, warmup
+        self.reset()
+
+    def reset(self):
+        self.value = self.default
+        self.samples: list[float] | None = []
+
+    @property
+    def calibrated(self) -> bool:
+        return self.samples is None
+
+    def update(self, x: float, dt: float) -> float:
+        if self.samples is not None:
+            # warm-up: from the default towards the samples' quantile as they come in
+            self.samples.append(x)
+            w = min(len(self.samples) / max(self.warmup, 1), 1.0)
+            self.value = (1 - w) * self.default + w * float(np.quantile(self.samples, self.p))
+            if len(self.samples) >= self.warmup:
+                self.samples = None
+        else:
+            self.value += self.scale * dt / self.time_s * (self.p - (1.0 if x < self.value else 0.0))
+        return self.value
+
+
+class DecayingMin:
+    """The minimum seen, relaxing back towards a default with a time constant."""
+
+    def __init__(self, default: float, time_s: float):
+        self.default, self.time_s = default, time_s
+        self.reset()
+
+    def reset(self):
+        self.value = self.default
+
+    def update(self, x: float, dt: float) -> float:
+        self.value += (self.default - self.value) * (1.0 - math.exp(-dt / self.time_s))
+        self.value = min(self.value, x)
+        return self.value
+
+
+class Hysteresis:
+    """Closed below `close`, open again above `open_` (> close); between them the state stays."""
+
+    def __init__(self, close: float, open_: float):
+        if not close < open_:
+            raise ValueError(f"close threshold {close} must be below open threshold {open_}")
+        self.close, self.open = close, open_
+        self.closed = False
+
+    def __call__(self, value: float) -> bool:
+        if self.closed and value > self.open:
+            self.closed = False
+        elif not self.closed and value < self.close:
+            self.closed = True
+        return self.closed
+
+
+def _clip(x, lo, hi):
+    return float(min(max(x, lo), hi))
+
+
+class FaceStateEstimator:
+    """Per face (make one per face id): `update(landmarks, ypr_deg, t) -> FaceStateResult`."""
+
+    def __init__(self, blink_close_threshold: float = 0.25, blink_open_threshold: float = 0.35,
+                 eye_open_ratio: float = DEFAULTS["eye_open_ratio"],
+                 eye_closed_ratio: float = DEFAULTS["eye_closed_ratio"],
+                 mouth_closed_ratio: float = DEFAULTS["mouth_closed_ratio"],
+                 mouth_width_neutral: float = DEFAULTS["mouth_width_neutral"],
+                 mouth_form_neutral: float = DEFAULTS["mouth_form_neutral"],
+                 brow_neutral: float = DEFAULTS["brow_neutral"],
+                 eye_open_percentile: float = 0.9, eye_open_time_s: float = 5.0,
+                 eye_closed_decay_s: float = 60.0, eye_min_span: float = 0.08,
+                 mouth_closed_percentile: float = 0.1, mouth_closed_time_s: float = 10.0,
+                 mouth_closed_max: float = 0.12, mouth_open_span: float = 0.45,
+                 mouth_width_rel_span: float = 0.25, mouth_form_scale: float = 0.08,
+                 brow_raise_scale: float = 0.10, brow_lower_scale: float = 0.06,
+                 neutral_time_s: float = 30.0, warmup_frames: int = 30,
+                 calibration_max_angle_deg: float = 30.0,
+                 far_yaw_deg: float = 30.0, far_yaw_band_deg: float = 10.0,
+                 eye_min_cutoff: float = 1.0, eye_beta: float = 4.0, eye_d_cutoff: float = 5.0,
+                 mouth_min_cutoff: float = 2.0, mouth_beta: float = 3.0,
+                 brow_min_cutoff: float = 1.0, brow_beta: float = 1.0,
+                 use_depth: bool = True, adapt: bool = True):
+        self.close_threshold, self.open_threshold = blink_close_threshold, blink_open_threshold
+        self.eye_min_span = eye_min_span
+        self.mouth_closed_max, self.mouth_open_span = mouth_closed_max, mouth_open_span
+        self.mouth_width_rel_span, self.mouth_form_scale = mouth_width_rel_span, mouth_form_scale
+        self.brow_raise_scale, self.brow_lower_scale = brow_raise_scale, brow_lower_scale
+        self.calibration_max_angle_deg = calibration_max_angle_deg
+        self.far_yaw_deg, self.far_yaw_band_deg = far_yaw_deg, far_yaw_band_deg
+        self.use_depth = use_depth
+        self.adapt = adapt   # False: the levels stay at their defaults (no per-user learning)
+        eye_span = eye_open_ratio - eye_closed_ratio
+        self.eye_open = {s: AdaptiveLevel(eye_open_ratio, eye_open_percentile, eye_span, eye_open_time_s,
+                                          warmup_frames) for s in ("left", "right")}
+        self.eye_closed = {s: DecayingMin(eye_closed_ratio, eye_closed_decay_s) for s in ("left", "right")}
+        self.mouth_closed = AdaptiveLevel(mouth_closed_ratio, mouth_closed_percentile, mouth_open_span,
+                                          mouth_closed_time_s, warmup_frames)
+        self.mouth_width_neutral = AdaptiveLevel(mouth_width_neutral, 0.5, mouth_width_rel_span * mouth_width_neutral,
+                                                 neutral_time_s, warmup_frames)
+        self.mouth_form_neutral = AdaptiveLevel(mouth_form_neutral, 0.5, mouth_form_scale, neutral_time_s,
+                                                warmup_frames)
+        self.brow_neutral = {s: AdaptiveLevel(brow_neutral, 0.5, brow_raise_scale, neutral_time_s, warmup_frames)
+                             for s in ("left", "right")}
+        self._filter_params = dict(eye=(eye_min_cutoff, eye_beta, eye_d_cutoff),
+                                   mouth=(mouth_min_cutoff, mouth_beta, 1.0),
+                                   brow=(brow_min_cutoff, brow_beta, 1.0))
+        self.hysteresis = {s: Hysteresis(blink_close_threshold, blink_open_threshold) for s in ("left", "right")}
+        self._make_filters()
+        self.last_t: float | None = None
+
+    # ---------------------------------------------------------------- state
+    def _make_filters(self):
+        self.filters = {
+            "eye_left": OneEuroVector(*self._filter_params["eye"]),
+            "eye_right": OneEuroVector(*self._filter_params["eye"]),
+            "mouth": OneEuroVector(*self._filter_params["mouth"]),   # open, form, width
+            "brow": OneEuroVector(*self._filter_params["brow"]),     # left, right
+        }
+
+    def _levels(self):
+        return [*self.eye_open.values(), *self.eye_closed.values(), self.mouth_closed,
+                self.mouth_width_neutral, self.mouth_form_neutral, *self.brow_neutral.values()]
+
+    def reset_calibration(self):
+        """Back to the default levels (and a fresh warm-up), e.g. when another person sits down."""
+        for level in self._levels():
+            level.reset()
+
+    def reset(self):
+        """Calibration, filters and eye states, as new."""
+        self.reset_calibration()
+        self._make_filters()
+        for h in self.hysteresis.values():
+            h.closed = False
+        self.last_t = None
+
+    @property
+    def calibration(self) -> dict[str, float]:
+        """The current levels, raw units."""
+        return dict(eye_left_open_ratio=self.eye_open["left"].value,
+                    eye_right_open_ratio=self.eye_open["right"].value,
+                    eye_left_closed_ratio=self.eye_closed["left"].value,
+                    eye_right_closed_ratio=self.eye_closed["right"].value,
+                    mouth_closed_ratio=self.mouth_closed.value,
+                    mouth_width_neutral=self.mouth_width_neutral.value,
+                    mouth_form_neutral=self.mouth_form_neutral.value,
+                    brow_left_neutral=self.brow_neutral["left"].value,
+                    brow_right_neutral=self.brow_neutral["right"].value)
+
+    # ---------------------------------------------------------------- measurement
+    def measure(self, landmarks) -> dict[str, float]:
+        """The raw measurements of one landmark set (see the module docstring)."""
+        lm = np.asarray(landmarks, np.float64)
+        if lm.ndim != 2 or lm.shape[0] < 468 or lm.shape[1] not in (2, 3):
+            raise ValueError(f"expected (478, 3) or (468+, 2|3) landmarks, got {lm.shape}")
+        if lm.shape[1] == 2 or not self.use_depth:
+            lm = np.concatenate([lm[:, :2], np.zeros((len(lm), 1))], axis=1)
+        return measure(lm)
+
+    # ---------------------------------------------------------------- per frame
+    def update(self, landmarks, ypr_deg=None, t: float = 0.0) -> FaceStateResult:
+        m = self.measure(landmarks)
+        dt = 0.0 if self.last_t is None else min(max(t - self.last_t, 0.0), 0.25)
+        self.last_t = t
+
+        yaw = pitch = 0.0
+        if ypr_deg is not None:
+            yaw, pitch = float(ypr_deg[0]), float(ypr_deg[1])
+        learn = self.adapt and (ypr_deg is None or abs(yaw) <= self.calibration_max_angle_deg
+                                and abs(pitch) <= self.calibration_max_angle_deg)
+        # the eye turned away from the camera: yaw > 0 turns the face to its own left, so its
+        # left eye goes out of view; yaw < 0 hides the right eye
+        lo = self.far_yaw_deg - self.far_yaw_band_deg / 2
+        hidden_w = _clip((abs(yaw) - lo) / max(self.far_yaw_band_deg, 1e-9), 0.0, 1.0) if ypr_deg is not None else 0.0
+        hidden = ("left" if yaw > 0 else "right") if hidden_w > 0 else ""
+
+        r = FaceStateResult()
+        eye_raw = {}
+        for side in ("left", "right"):
+            ratio = m[f"eye_{side}"]
+            if learn and not (side == hidden and hidden_w >= 0.5):
+                self.eye_open[side].update(ratio, dt)
+                self.eye_closed[side].update(ratio, dt)
+            hi = self.eye_open[side].value
+            lo_ = min(self.eye_closed[side].value, hi - self.eye_min_span)
+            eye_raw[side] = _clip((ratio - lo_) / (hi - lo_), 0.0, 1.0)
+        eye = {s: _clip(float(self.filters[f"eye_{s}"]([eye_raw[s]], t)[0]), 0.0, 1.0) for s in eye_raw}
+        if hidden:
+            visible = "right" if hidden == "left" else "left"
+            eye[hidden] = (1 - hidden_w) * eye[hidden] + hidden_w * eye[visible]
+            eye_raw[hidden] = (1 - hidden_w) * eye_raw[hidden] + hidden_w * eye_raw[visible]
+        closed = {s: self.hysteresis[s](eye[s]) for s in eye}
+
+        # mouth
+        if learn:
+            self.mouth_closed.update(m["mouth_open"], dt)
+            self.mouth_width_neutral.update(m["mouth_width"], dt)
+            self.mouth_form_neutral.update(m["mouth_form"], dt)
+            for side in ("left", "right"):
+                if not (side == hidden and hidden_w >= 0.5):
+                    self.brow_neutral[side].update(m[f"brow_{side}"], dt)
+        mouth_lo = min(self.mouth_closed.value, self.mouth_closed_max)
+        mouth_open = (m["mouth_open"] - mouth_lo) / self.mouth_open_span
+        width_neutral = self.mouth_width_neutral.value
+        mouth_width = 0.5 + (m["mouth_width"] / width_neutral - 1.0) / (2 * self.mouth_width_rel_span)
+        mouth_form = (m["mouth_form"] - self.mouth_form_neutral.value) / self.mouth_form_scale
+        mo, mf, mw = self.filters["mouth"]([_clip(mouth_open, 0, 1), _clip(mouth_form, -1, 1),
+                                            _clip(mouth_width, 0, 1)], t)
+        brow = {}
+        for side in ("left", "right"):
+            d = m[f"brow_{side}"] - self.brow_neutral[side].value
+            brow[side] = _clip(d / (self.brow_raise_scale if d > 0 else self.brow_lower_scale), -1.0, 1.0)
+        bl, br = self.filters["brow"]([brow["left"], brow["right"]], t)
+        if hidden == "left":
+            bl = (1 - hidden_w) * bl + hidden_w * br
+        elif hidden == "right":
+            br = (1 - hidden_w) * br + hidden_w * bl
+
+        r.eye_left_open, r.eye_right_open = eye["left"], eye["right"]
+        r.eye_left_closed, r.eye_right_closed = closed["left"], closed["right"]
+        r.blink = closed["left"] and closed["right"]
+        r.wink_left = closed["left"] and not closed["right"]
+        r.wink_right = closed["right"] and not closed["left"]
+        r.mouth_open, r.mouth_form, r.mouth_width = _clip(mo, 0, 1), _clip(mf, -1, 1), _clip(mw, 0, 1)
+        for v, w in vowel_weights(r.mouth_open, r.mouth_width).items():
+            setattr(r, f"vowel_{v}", w)
+        r.brow_left_raise, r.brow_right_raise = _clip(bl, -1, 1), _clip(br, -1, 1)
+        r.eye_left_ratio, r.eye_right_ratio = m["eye_left"], m["eye_right"]
+        r.mouth_open_ratio, r.mouth_width_ratio, r.mouth_form_ratio = m["mouth_open"], m["mouth_width"], m["mouth_form"]
+        r.brow_left_ratio, r.brow_right_ratio = m["brow_left"], m["brow_right"]
+        r.eye_left_open_unfiltered, r.eye_right_open_unfiltered = eye_raw["left"], eye_raw["right"]
+        r.hidden_eye, r.hidden_weight = hidden, hidden_w
+        return r
+
+
+_MODEL: np.ndarray | None = None
+
+
+def _model() -> np.ndarray:
+    global _MODEL
+    if _MODEL is None:
+        from vtb_pose.face_model import load_face_model
+        _MODEL = load_face_model()
+    return _MODEL
+
+
+def face_rotation(lm: np.ndarray) -> np.ndarray:
+    """R (3, 3) taking directions of the landmarks' frame (x right, y down, z away from the
+    camera) into vtb_pose's face frame (x forward, y to the subject's left, z up): the rigid
+    rotation (Kabsch) that best aligns the landmarks that keep their place on the skull
+    (vtb_pose.pnp.STABLE_LANDMARKS) with the mean face."""
+    from vtb_pose.pnp import STABLE_LANDMARKS
+    a = lm[STABLE_LANDMARKS] - lm[STABLE_LANDMARKS].mean(axis=0)
+    model = _model()[STABLE_LANDMARKS]
+    b = model - model.mean(axis=0)
+    u, _, vt = np.linalg.svd(a.T @ b)
+    d = 1.0 if np.linalg.det(vt.T @ u.T) > 0 else -1.0
+    return vt.T @ np.diag([1.0, 1.0, d]) @ u.T
+
+
+def measure(lm: np.ndarray) -> dict[str, float]:
+    """Raw measurements from (N >= 468, 3) landmark positions (see the module docstring)."""
+    lm = np.asarray(lm, np.float64)[:468, :3]
+    local = lm @ face_rotation(lm).T      # same scale, face axes: x forward, y left, z up
+
+    def dist(a, b):
+        return float(np.linalg.norm(lm[a] - lm[b]))
+
+    right_c = local[list(RIGHT_EYE_CORNERS)].mean(axis=0)
+    left_c = local[list(LEFT_EYE_CORNERS)].mean(axis=0)
+    iod = max(float(np.linalg.norm(left_c - right_c)), 1e-9)
+
+    def eye_ratio(lids, corners):
+        return float(np.mean([dist(a, b) for a, b in lids])) / max(dist(*corners), 1e-9)
+
+    lip_mid_z = (local[UPPER_INNER_LIP, 2] + local[LOWER_INNER_LIP, 2]) / 2
+    return dict(
+        eye_right=eye_ratio(RIGHT_EYE_LIDS, RIGHT_EYE_CORNERS),
+        eye_left=eye_ratio(LEFT_EYE_LIDS, LEFT_EYE_CORNERS),
+        mouth_open=dist(UPPER_INNER_LIP, LOWER_INNER_LIP) / iod,
+        mouth_width=dist(*MOUTH_CORNERS) / iod,
+        mouth_form=float(np.mean(local[list(MOUTH_CORNERS), 2]) - lip_mid_z) / iod,
+        brow_right=float(np.mean(local[list(RIGHT_BROW), 2]) - right_c[2]) / iod,
+        brow_left=float(np.mean(local[list(LEFT_BROW), 2]) - left_c[2]) / iod,
+        iod=iod,
+    )
