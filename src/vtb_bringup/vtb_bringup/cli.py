@@ -3,7 +3,7 @@
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE [--json]       faces in a still image
     vtb bench perception|detector   speed against MediaPipe; the detector's naive vs fast path
-    vtb eval pose [--json PATH]     head-pose accuracy and jitter on renders of known pose
+    vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
     vtb demo                        the graph on a moving real face, printing what it finds
     vtb test [PYTEST ARGS]          the test suite
 """
@@ -111,6 +111,14 @@ def cmd_bench(args) -> int:
 
 
 def cmd_eval(args) -> int:
+    if args.what == "gaze":
+        from vtb_gaze.eval import format_table, run_gaze_eval
+        result = run_gaze_eval(echo=lambda m: print(m, file=sys.stderr))
+        print(format_table(result))
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+            print(f"written: {args.json}")
+        return 0
     from vtb_pose.eval import DISTANCES, PITCHES, ROLLS, YAWS, format_table, run_pose_eval
     if args.quick:  # a coarse grid for a quick look
         grid = dict(yaws=YAWS[::2], pitches=PITCHES[::2], rolls=ROLLS[::2], distances=DISTANCES[:2], jitter_frames=40)
@@ -162,8 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 
-    p = sub.add_parser("eval", help="accuracy on renders of known ground truth: pose")
-    p.add_argument("what", choices=["pose"])
+    p = sub.add_parser("eval", help="accuracy on renders of known ground truth: pose, gaze")
+    p.add_argument("what", choices=["pose", "gaze"])
     p.add_argument("--method", default="sqpnp", choices=["sqpnp", "iterative", "epnp"], help="PnP method reported")
     p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
