@@ -19,14 +19,26 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
-from vtb_pose.render import render_clip
+from vtb_gaze.node import GazeNode
+from vtb_pose.render import HeadRenderer, default_intrinsics, trajectory
 from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS, DetectorNode
-from vtb_msgs.msg import FaceArray, HeadPoseArray
+from vtb_msgs.msg import FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 from vtb_pose.frames import ypr_from_rotation
 from vtb_pose.node import PoseNode
 
 NAMESPACE = "vtb"
+
+
+def demo_clip(frames: int, rate: float):
+    """(rgb, R, t, K, expression) per frame: the rendered head moving along its trajectory, its
+    eyes sweeping left and right, and a 3-frame blink every two seconds."""
+    renderer = HeadRenderer()
+    k = default_intrinsics(640, 480)
+    for i, (rotation, t) in enumerate(trajectory(frames, rate)):
+        expression = {"gaze": (15.0 * np.sin(i / rate * 1.3), 6.0 * np.sin(i / rate * 0.9)),
+                      "eyelids": 1.0 if i % int(2 * rate) in (40, 41, 42) else 0.0}
+        yield renderer.render(rotation, t, k, (640, 480), **expression), rotation, t, k, expression
 
 
 def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout: float = 120.0,
@@ -40,13 +52,14 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
     try:
         detector = DetectorNode(namespace=NAMESPACE, parameter_overrides=[Parameter("model", value=model)])
         pose_node = PoseNode(namespace=NAMESPACE)
+        gaze_node = GazeNode(namespace=NAMESPACE)
         source = Node("vtb_demo_source", namespace=NAMESPACE)
         listener = Node("vtb_demo_listener", namespace=NAMESPACE)
-        nodes = [detector, pose_node, source, listener]
+        nodes = [detector, pose_node, gaze_node, source, listener]
         for n in nodes:
             executor.add_node(n)
 
-        rendered = list(render_clip(frames))
+        rendered = list(demo_clip(frames, rate))
         clip = [rgb for rgb, *_ in rendered]
         truth = {}  # image stamp -> true (yaw, pitch, roll) of the rendered head
         image_pub = source.create_publisher(Image, "image", IMAGE_QOS)
@@ -80,6 +93,39 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
                               f"(rendered {want[0]:+6.1f} {want[1]:+6.1f} {want[2]:+6.1f}), "
                               f"{p.pose.position.z:.2f} m away", flush=True)
 
+        eyes = {}  # stamp -> (gaze, state) lines
+
+        def on_gaze(msg: GazeArray):
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            for g in msg.gazes:
+                eyes.setdefault(key, {})["gaze"] = (g.combined_yaw_deg, g.combined_pitch_deg)
+                show(key)
+
+        def on_state(msg: FaceStateArray):
+            key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+            for st in msg.states:
+                eyes.setdefault(key, {})["state"] = st
+                show(key)
+
+        def show(key):
+            e = eyes.get(key, {})
+            if "gaze" not in e or "state" not in e or key not in frame_of:
+                return
+            i = frame_of[key]
+            st, (gy, gp) = e["state"], e["gaze"]
+            want = rendered[i][4]
+            if (i + 1) % print_every == 0:
+                print(f"           eyes open L {st.eye_left_open:.2f} R {st.eye_right_open:.2f}"
+                      f"{'  BLINK' if st.blink else ''} (rendered {'closed' if want['eyelids'] else 'open'}), "
+                      f"gaze yaw {gy:+5.1f} pitch {gp:+5.1f} (rendered {want['gaze'][0]:+5.1f} {want['gaze'][1]:+5.1f})",
+                      flush=True)
+            blinks.append((bool(st.blink), want["eyelids"] > 0.5))
+            del eyes[key]
+
+        blinks = []
+        frame_of = {}
+        listener.create_subscription(GazeArray, "gaze", on_gaze, 10)
+        listener.create_subscription(FaceStateArray, "face_state", on_state, 10)
         listener.create_subscription(FaceArray, "faces", on_faces, 10)
         listener.create_subscription(HeadPoseArray, "head_poses", on_poses, 10)
 
@@ -102,6 +148,7 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
                 msg = rgb_to_image(Image, clip[sent])
                 msg.header.stamp = source.get_clock().now().to_msg()
                 truth[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = ypr_from_rotation(rendered[sent][1])
+                frame_of[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = sent
                 msg.header.frame_id = "camera_optical_frame"
                 image_pub.publish(msg)
                 sent += 1
@@ -130,6 +177,9 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
             mae = np.abs(np.array(pose_errors)).mean(0)
             print(f"demo: head pose on {len(pose_errors)} frames: mean absolute error yaw {mae[0]:.1f}, "
                   f"pitch {mae[1]:.1f}, roll {mae[2]:.1f} deg against the rendered truth")
+        if blinks:
+            agree = sum(got == want for got, want in blinks)
+            print(f"demo: eyes closed/open agreed with the render on {agree} of {len(blinks)} frames")
         return 0 if found else 1
     finally:
         for n in nodes:
