@@ -1,17 +1,36 @@
-"""vtb_bridge node. Avatar parameters and their outputs: Socket.IO, VMC, VTube Studio, built-in page, robot joints.
+"""vtb_bridge node: perception in, avatar parameters and their outputs out.
 
-For now it declares and logs its parameters; the computation arrives with the bridge issue and
-lives in rclpy-free modules beside this one.
+A thin adapter around the rclpy-free AvatarMapper and RobotHead. Topics (relative):
+  faces, head_poses, gaze, face_state     vtb_msgs inputs, matched by header stamp; a missing
+                                          one (no pose, no gaze) is tolerated
+  avatar_parameters                       vtb_msgs/AvatarParameters (Live2D standard names)
+  joint_states                            sensor_msgs/JointState for a robot head (joint_states_enabled)
+Outputs, each switched on by a parameter: a Socket.IO client (socketio_url), the built-in avatar
+page and Socket.IO server (server_enabled), VMC over OSC (vmc_enabled), VTube Studio's plugin
+API (vtube_studio_enabled). The largest face drives the avatar; when it is lost, the parameters
+ease back to neutral.
 """
+import time
+from pathlib import Path
+
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
+from sensor_msgs.msg import JointState
+from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
+
+from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
 
 PARAMETERS = [
-    ("mirror", True, "mirror left and right, so the avatar moves like a mirror image of the user"),
-    ("socketio_url", "", "Socket.IO server to stream result_data to (namespace /kizuna); empty: off"),
+    ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
+    ("mirror", True, "mirror left and right, so the avatar moves like a mirror image of the user (overrides the YAML)"),
+    ("lost_after_s", 0.3, "after this long without the face, the parameters ease back to neutral, seconds"),
+    ("match_wait_s", 0.05, "how long an image's perception waits for its missing parts (pose, gaze) before going out, seconds"),
+    ("socketio_url", "", "Socket.IO server to stream result_data to (namespace /kizuna), e.g. http://127.0.0.1:6789; empty: off"),
     ("server_enabled", False, "serve the built-in avatar page and Socket.IO server"),
-    ("server_port", 8000, "port of the built-in server (binds 127.0.0.1)"),
+    ("server_host", "127.0.0.1", "address the built-in server binds (127.0.0.1: this machine only)"),
+    ("server_port", 8000, "port of the built-in server"),
+    ("server_token", "", "when set, clients of the built-in server must present this token"),
     ("vmc_enabled", False, "send the VMC protocol over OSC/UDP"),
     ("vmc_host", "127.0.0.1", "VMC receiver host"),
     ("vmc_port", 39539, "VMC receiver port"),
@@ -20,14 +39,146 @@ PARAMETERS = [
     ("joint_states_enabled", False, "publish sensor_msgs/JointState for a robot head"),
 ]
 
+PARTS = ("faces", "head_poses", "gaze", "face_state")
+
 
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_bridge", **kwargs)
         for name, default, description in PARAMETERS:
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        values = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
-        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in values.items()))
+        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
+        self.p = p
+        config = load_config(p["config_file"] or self.default_config())
+        config["mirror"] = p["mirror"]
+        self.mapper = AvatarMapper(config)
+        self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
+        self.pending = {}            # stamp -> {part: msg, "arrived": time}
+        self.last_seen = None        # monotonic time of the last frame with the face
+        self.outputs = self.make_outputs(p)
+
+        self.params_pub = self.create_publisher(AvatarParameters, "avatar_parameters", 10)
+        self.joints_pub = self.create_publisher(JointState, "joint_states", 10) if self.robot else None
+        for part, msg_type in zip(PARTS, (FaceArray, HeadPoseArray, GazeArray, FaceStateArray)):
+            self.create_subscription(msg_type, part, lambda m, part=part: self.on_part(part, m), 10)
+        self.create_timer(1 / 100, self.flush)
+        self.create_timer(1 / 30, self.ease_when_lost)
+
+    @staticmethod
+    def default_config() -> Path:
+        try:
+            from ament_index_python.packages import get_package_share_directory
+            return Path(get_package_share_directory("vtb_bridge")) / "config" / "avatar.yaml"
+        except Exception:  # running from the source tree
+            return Path(__file__).resolve().parent.parent / "config" / "avatar.yaml"
+
+    def make_outputs(self, p):
+        outputs = []
+        if p["socketio_url"]:
+            from .socketio_output import SocketIOOutput
+            outputs.append(SocketIOOutput(p["socketio_url"]))
+        if p["server_enabled"]:
+            from .avatar_server import AvatarServer
+            server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None)
+            self.get_logger().info(f"avatar page: {server.start()}")
+            outputs.append(server)
+        if p["vmc_enabled"]:
+            from .vmc_output import VMCOutput
+            outputs.append(VMCOutput(p["vmc_host"], p["vmc_port"]))
+        if p["vtube_studio_enabled"]:
+            from .vtube_studio_output import VTubeStudioOutput
+            outputs.append(VTubeStudioOutput(p["vtube_studio_url"]))
+        return outputs
+
+    # inputs: gather the parts of one image ---------------------------------------------
+    def on_part(self, part, msg):
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        entry = self.pending.setdefault(key, {"arrived": time.monotonic()})
+        entry[part] = msg
+        if all(k in entry for k in PARTS):
+            self.process(key, self.pending.pop(key))
+
+    def flush(self):
+        now = time.monotonic()
+        for key, entry in list(self.pending.items()):
+            if now - entry["arrived"] > self.p["match_wait_s"]:
+                self.process(key, self.pending.pop(key))
+
+    # processing ----------------------------------------------------------------------
+    def process(self, key, entry):
+        try:
+            inputs = self.inputs_of(key, entry)
+            if inputs is None:
+                return
+            self.last_seen = time.monotonic()
+            self.emit(self.mapper.update(inputs), entry.get("face_state") or entry.get("faces"))
+        except Exception as e:  # one bad message must not stop the node
+            self.get_logger().error(f"avatar update failed: {e!r}", throttle_duration_sec=5.0)
+
+    def inputs_of(self, key, entry):
+        """The driving face's perception for this image: the largest face, else the first."""
+        faces = entry.get("faces")
+        states = {s.face_id: s for s in entry["face_state"].states} if "face_state" in entry else {}
+        poses = {p.face_id: p for p in entry["head_poses"].poses if p.valid} if "head_poses" in entry else {}
+        gazes = {g.face_id: g for g in entry["gaze"].gazes} if "gaze" in entry else {}
+        if faces is not None and faces.faces:
+            face_id = max(faces.faces, key=lambda f: f.bbox.width * f.bbox.height).id
+        else:
+            ids = list(states) or list(poses)
+            if not ids:
+                return None
+            face_id = ids[0]
+        if face_id not in states and face_id not in poses:
+            return None
+        pose, gaze, state = poses.get(face_id), gazes.get(face_id), states.get(face_id)
+        stamp = key[0] + 1e-9 * key[1]
+        return Inputs(face_id, stamp,
+                      head=(pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None,
+                      gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze and (gaze.left_valid or gaze.right_valid) else None,
+                      state={n: getattr(state, n) for n in state.get_fields_and_field_types() if n != "face_id"}
+                      if state else None)
+
+    def ease_when_lost(self):
+        if self.last_seen is None or time.monotonic() - self.last_seen < self.p["lost_after_s"]:
+            return
+        if self.mapper.at_neutral():
+            return
+        now = self.get_clock().now()
+        self.emit(self.mapper.ease_to_neutral(now.nanoseconds * 1e-9), None, stamp=now.to_msg())
+
+    def emit(self, frame, header_source, stamp=None):
+        msg = AvatarParameters(face_id=frame.face_id, names=list(frame.params),
+                               values=[float(v) for v in frame.params.values()])
+        if header_source is not None:
+            msg.header = header_source.header
+        elif stamp is not None:
+            msg.header.stamp = stamp
+        self.params_pub.publish(msg)
+        if self.robot is not None:
+            raw = self.mapper.last_raw
+            unmirrored = {"head_yaw": raw.get("head_yaw"), "head_pitch": raw.get("head_pitch"),
+                          "head_roll": raw.get("head_roll"), "gaze_yaw": raw.get("gaze_yaw"),
+                          "gaze_pitch": raw.get("gaze_pitch")}
+            if self.mapper.mirror:  # a robot faces the user: it turns as the user does, not mirrored
+                unmirrored = {k: (-v if v is not None and k in ("head_yaw", "head_roll", "gaze_yaw") else v)
+                              for k, v in unmirrored.items()}
+            joints = self.robot.update({k: v for k, v in unmirrored.items() if v is not None}, frame.stamp)
+            js = JointState(header=msg.header, name=list(joints), position=list(joints.values()))
+            self.joints_pub.publish(js)
+        for out in self.outputs:
+            try:
+                out.send(frame)
+            except Exception as e:
+                self.get_logger().warning(f"{type(out).__name__}: {e!r}", throttle_duration_sec=5.0)
+
+    def destroy_node(self):
+        for out in self.outputs:
+            for stop in ("close", "stop"):
+                if hasattr(out, stop):
+                    getattr(out, stop)()
+                    break
+        return super().destroy_node()
 
 
 def main(args=None):

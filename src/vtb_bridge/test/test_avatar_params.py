@@ -1,0 +1,83 @@
+"""Avatar parameters: signs, ranges, mirroring, blinks kept, easing to neutral, robot joints."""
+from pathlib import Path
+
+import pytest
+
+from vtb_bridge.avatar_params import AvatarMapper, Inputs, RobotHead, load_config
+
+CONFIG = load_config(Path(__file__).resolve().parent.parent / "config" / "avatar.yaml")
+OPEN = {"eye_left_open": 1.0, "eye_right_open": 1.0, "mouth_open": 0.0, "mouth_form": 0.0,
+        "brow_left_raise": 0.0, "brow_right_raise": 0.0}
+
+
+def run(mapper, n=30, head=(0, 0, 0), gaze=(0, 0), state=None, t0=0.0):
+    frame = None
+    for i in range(n):
+        frame = mapper.update(Inputs("abcd", t0 + i / 30, head, gaze, state or OPEN))
+    return frame
+
+
+def test_signs_ranges_and_the_nodeserver_fields():
+    m = AvatarMapper(dict(CONFIG, mirror=False))
+    f = run(m, head=(20, 10, -5), gaze=(15, -6))
+    p = f.params
+    assert p["ParamAngleX"] == pytest.approx(20, abs=0.1) and p["ParamAngleY"] == pytest.approx(-10, abs=0.1)
+    assert p["ParamAngleZ"] == pytest.approx(-5, abs=0.1) and p["ParamBodyAngleX"] == pytest.approx(6, abs=0.2)
+    assert p["ParamEyeBallX"] == pytest.approx(0.5, abs=0.01) and p["ParamEyeBallY"] == pytest.approx(0.2, abs=0.01)
+    f = run(m, head=(80, -70, 0))
+    assert f.params["ParamAngleX"] == pytest.approx(30, abs=1e-3) and f.params["ParamAngleY"] == pytest.approx(30, abs=1e-3), \
+        "clipped to the Live2D range"
+    assert f.euler[1] == pytest.approx(30) and len(f.result_data()["euler"]) == 3
+    data = f.result_data()
+    assert set(data) >= {"euler", "eye", "mouth", "blink", "params", "face_id", "stamp"}
+
+
+def test_mirror_swaps_sides_and_sideways_motion():
+    state = dict(OPEN, eye_left_open=0.1)
+    plain = run(AvatarMapper(dict(CONFIG, mirror=False)), head=(20, 0, 10), gaze=(10, 0), state=state).params
+    mirrored = run(AvatarMapper(dict(CONFIG, mirror=True)), head=(20, 0, 10), gaze=(10, 0), state=state).params
+    assert mirrored["ParamAngleX"] == pytest.approx(-plain["ParamAngleX"], abs=1e-6)
+    assert mirrored["ParamAngleZ"] == pytest.approx(-plain["ParamAngleZ"], abs=1e-6)
+    assert mirrored["ParamEyeBallX"] == pytest.approx(-plain["ParamEyeBallX"], abs=1e-6)
+    assert plain["ParamEyeLOpen"] < 0.2 and mirrored["ParamEyeROpen"] < 0.2 and mirrored["ParamEyeLOpen"] > 0.9
+
+
+def test_a_one_frame_blink_reaches_the_avatar():
+    m = AvatarMapper(CONFIG)
+    run(m)
+    f = m.update(Inputs("abcd", 1.1, (0, 0, 0), (0, 0), dict(OPEN, eye_left_open=0.0, eye_right_open=0.0)))
+    assert f.params["ParamEyeLOpen"] < 0.05 and f.params["ParamEyeROpen"] < 0.05 and f.blink == (f.params["ParamEyeLOpen"], f.params["ParamEyeROpen"])
+
+
+def test_smoothing_follows_with_its_time_constant():
+    m = AvatarMapper(dict(CONFIG, mirror=False))
+    run(m)
+    f = m.update(Inputs("abcd", 1.0 + 1 / 30, (30, 0, 0), (0, 0), OPEN))
+    assert 0 < f.params["ParamAngleX"] < 30, "a jump is followed, not copied"
+    f = run(m, n=15, head=(30, 0, 0), t0=1.1)
+    assert f.params["ParamAngleX"] == pytest.approx(30, abs=0.5)
+
+
+def test_lost_face_eases_back_to_neutral():
+    m = AvatarMapper(dict(CONFIG, mirror=False))
+    run(m, head=(25, 15, 10), state=dict(OPEN, mouth_open=0.8))
+    t = 1.0
+    frames = []
+    while not m.at_neutral() and t < 5:
+        t += 1 / 30
+        frames.append(m.ease_to_neutral(t))
+    assert m.at_neutral() and 0.3 < t - 1.0 < 3.0, f"neutral after {t - 1.0:.2f} s"
+    xs = [f.params["ParamAngleX"] for f in frames]
+    assert all(a >= b for a, b in zip(xs, xs[1:])), "eases monotonically"
+    assert not frames[-1].tracked and frames[-1].params["ParamEyeLOpen"] == pytest.approx(1.0, abs=1e-3)
+
+
+def test_robot_head_joints_limits_and_rate_limit():
+    head = RobotHead(CONFIG["robot_head"])
+    j = head.update({"head_yaw": 0, "head_pitch": 0, "head_roll": 0, "gaze_yaw": 0, "gaze_pitch": 0}, 0.0)
+    assert set(j) == {"neck_yaw", "neck_pitch", "neck_roll", "eye_pan", "eye_tilt"}
+    j = head.update({"head_yaw": 90, "head_pitch": 0, "head_roll": 0}, 1 / 30)
+    assert j["neck_yaw"] == pytest.approx(3.0 / 30), "rate-limited to 3 rad/s"
+    for i in range(2, 60):
+        j = head.update({"head_yaw": 90}, i / 30)
+    assert j["neck_yaw"] == pytest.approx(1.2), "held at its limit"

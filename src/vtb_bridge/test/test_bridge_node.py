@@ -1,0 +1,76 @@
+"""The bridge node in its own process: perception in (stamp-matched), AvatarParameters and
+robot joints out; when the face is lost, back to neutral."""
+import math
+
+import numpy as np
+from sensor_msgs.msg import JointState
+from vtb_msgs.msg import (AvatarParameters, Face, FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPose,
+                          HeadPoseArray)
+
+
+def perception(stamp, yaw=20.0, pitch=-10.0, roll=5.0, gaze_yaw=12.0, left_open=0.2):
+    faces = FaceArray(faces=[Face(id="abcd")])
+    faces.faces[0].bbox.width = faces.faces[0].bbox.height = 100.0
+    poses = HeadPoseArray(poses=[HeadPose(face_id="abcd", valid=True, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll)])
+    gazes = GazeArray(gazes=[Gaze(face_id="abcd", combined_yaw_deg=gaze_yaw, combined_pitch_deg=0.0,
+                                  left_valid=True, right_valid=True)])
+    states = FaceStateArray(states=[FaceState(face_id="abcd", eye_left_open=left_open, eye_right_open=1.0,
+                                              mouth_open=0.6)])
+    for m in (faces, poses, gazes, states):
+        m.header.stamp = stamp
+        m.header.frame_id = "cam"
+    return faces, poses, gazes, states
+
+
+def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node):
+    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_t", "-p", "joint_states_enabled:=true",
+                      "-p", "mirror:=false", "-p", "lost_after_s:=0.2")
+    params, joints = [], []
+    ros.node.create_subscription(AvatarParameters, "/vtb_t/avatar_parameters", params.append, 100)
+    ros.node.create_subscription(JointState, "/vtb_t/joint_states", joints.append, 100)
+    types = (FaceArray, HeadPoseArray, GazeArray, FaceStateArray)
+    pubs = [ros.node.create_publisher(t, f"/vtb_t/{n}", 10)
+            for t, n in zip(types, ("faces", "head_poses", "gaze", "face_state"))]
+    ros.spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs)
+                   and ros.node.count_publishers("/vtb_t/avatar_parameters") > 0, what="the bridge node")
+
+    for i in range(30):
+        stamp = ros.node.get_clock().now().to_msg()
+        for pub, msg in zip(pubs, perception(stamp)):
+            pub.publish(msg)
+        ros.spin_for(1 / 30)
+    ros.spin_until(lambda: len(params) >= 25, what="avatar parameters")
+    last = dict(zip(params[-1].names, params[-1].values))
+    assert params[-1].face_id == "abcd" and params[-1].header.frame_id == "cam"
+    assert abs(last["ParamAngleX"] - 20) < 0.5 and abs(last["ParamAngleY"] - 10) < 0.5 and abs(last["ParamAngleZ"] - 5) < 0.5
+    assert abs(last["ParamEyeBallX"] - 0.4) < 0.02 and last["ParamEyeLOpen"] < 0.25 and last["ParamEyeROpen"] > 0.95
+    assert abs(last["ParamMouthOpenY"] - 0.6) < 0.02
+    j = dict(zip(joints[-1].name, joints[-1].position))
+    assert abs(j["neck_yaw"] - math.radians(20)) < 0.02 and abs(j["eye_pan"] - math.radians(12)) < 0.02
+
+    # the face is gone: the parameters ease back to neutral, and stop once there
+    n = len(params)
+    ros.spin_for(2.0)
+    tail = [dict(zip(m.names, m.values)) for m in params[n:]]
+    assert tail, "the node keeps publishing while it eases back"
+    xs = [t["ParamAngleX"] for t in tail]
+    assert all(a >= b - 1e-6 for a, b in zip(xs, xs[1:])) and abs(xs[-1]) < 0.1
+    assert abs(tail[-1]["ParamEyeLOpen"] - 1.0) < 0.01
+    settled = len(params)
+    ros.spin_for(0.5)
+    assert len(params) == settled, "nothing more once neutral"
+    assert proc.alive()
+
+
+def test_a_missing_gaze_or_pose_is_tolerated(ros, start_node):
+    start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_u", "-p", "mirror:=false")
+    params = []
+    ros.node.create_subscription(AvatarParameters, "/vtb_u/avatar_parameters", params.append, 100)
+    pub = ros.node.create_publisher(FaceStateArray, "/vtb_u/face_state", 10)
+    ros.spin_until(lambda: pub.get_subscription_count() > 0, what="the bridge node")
+    for _ in range(10):
+        pub.publish(perception(ros.node.get_clock().now().to_msg())[3])  # face state only
+        ros.spin_for(1 / 30)
+    ros.spin_until(lambda: params, what="parameters from the face state alone")
+    last = dict(zip(params[-1].names, params[-1].values))
+    assert abs(last["ParamMouthOpenY"] - 0.6) < 0.05 and abs(last["ParamAngleX"]) < 1e-6

@@ -1,0 +1,208 @@
+"""Avatar parameters from vtb's perception: Live2D standard parameters and robot-head joints.
+No rclpy here.
+
+Inputs per image (any may be missing): head pose (yaw, pitch, roll in degrees, vtb_msgs/HeadPose
+signs), gaze relative to the head (yaw, pitch in degrees), and the face state (eye openness,
+mouth, vowels, brows). Each Live2D parameter is `gain * source + offset`, clipped to its range,
+smoothed; `mirror` swaps left and right so the avatar moves like the user's mirror image. When
+the face is lost, every parameter eases back to its neutral value. The table, gains, ranges
+and smoothing come from YAML (config/avatar.yaml).
+
+Signs (mirror off): ParamAngleX = head yaw (> 0: the user turned to their own left),
+ParamAngleY = -pitch (> 0: looking up), ParamAngleZ = roll; ParamEyeBallX/Y from the gaze
+yaw / -pitch; the body follows the head by `body_gain`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .avatar_frame import AvatarFrame
+
+# Live2D parameter -> (source, default gain, min, max, neutral)
+DEFAULT_TABLE = {
+    "ParamAngleX": ("head_yaw", 1.0, -30.0, 30.0, 0.0),
+    "ParamAngleY": ("head_pitch", -1.0, -30.0, 30.0, 0.0),
+    "ParamAngleZ": ("head_roll", 1.0, -30.0, 30.0, 0.0),
+    "ParamBodyAngleX": ("head_yaw", 0.3, -10.0, 10.0, 0.0),
+    "ParamBodyAngleY": ("head_pitch", -0.3, -10.0, 10.0, 0.0),
+    "ParamBodyAngleZ": ("head_roll", 0.3, -10.0, 10.0, 0.0),
+    "ParamEyeLOpen": ("eye_left_open", 1.0, 0.0, 1.0, 1.0),
+    "ParamEyeROpen": ("eye_right_open", 1.0, 0.0, 1.0, 1.0),
+    "ParamEyeBallX": ("gaze_yaw", 1 / 30, -1.0, 1.0, 0.0),
+    "ParamEyeBallY": ("gaze_pitch", -1 / 30, -1.0, 1.0, 0.0),
+    "ParamMouthOpenY": ("mouth_open", 1.0, 0.0, 1.0, 0.0),
+    "ParamMouthForm": ("mouth_form", 1.0, -1.0, 1.0, 0.0),
+    "ParamBrowLY": ("brow_left_raise", 1.0, -1.0, 1.0, 0.0),
+    "ParamBrowRY": ("brow_right_raise", 1.0, -1.0, 1.0, 0.0),
+    "ParamA": ("vowel_a", 1.0, 0.0, 1.0, 0.0),
+    "ParamI": ("vowel_i", 1.0, 0.0, 1.0, 0.0),
+    "ParamU": ("vowel_u", 1.0, 0.0, 1.0, 0.0),
+    "ParamE": ("vowel_e", 1.0, 0.0, 1.0, 0.0),
+    "ParamO": ("vowel_o", 1.0, 0.0, 1.0, 0.0),
+}
+# what mirroring swaps (left <-> right sources) and negates (sideways motions)
+MIRROR_SWAP = {"eye_left_open": "eye_right_open", "eye_right_open": "eye_left_open",
+               "brow_left_raise": "brow_right_raise", "brow_right_raise": "brow_left_raise"}
+MIRROR_NEGATE = {"head_yaw", "head_roll", "gaze_yaw"}
+
+
+@dataclass
+class ParamSpec:
+    name: str
+    source: str
+    gain: float
+    min: float
+    max: float
+    neutral: float
+    smoothing: float = 0.0     # seconds (time constant of an exponential follow); 0: none
+
+
+@dataclass
+class Inputs:
+    """One image's perception for one face; None where a topic did not come."""
+    face_id: str
+    stamp: float
+    head: tuple | None = None          # (yaw, pitch, roll) degrees
+    gaze: tuple | None = None          # (yaw, pitch) degrees relative to the head
+    state: dict | None = None          # FaceState fields
+
+
+def load_config(path: str | Path | None = None) -> dict:
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"avatar configuration {path} does not exist")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def specs_from_config(config: dict) -> dict:
+    params = config.get("parameters", {})
+    default_smoothing = float(config.get("smoothing_s", 0.05))
+    specs = {}
+    for name, (source, gain, lo, hi, neutral) in DEFAULT_TABLE.items():
+        c = params.get(name, {})
+        specs[name] = ParamSpec(name, c.get("source", source), float(c.get("gain", gain)), float(c.get("min", lo)),
+                                float(c.get("max", hi)), float(c.get("neutral", neutral)),
+                                float(c.get("smoothing_s", default_smoothing)))
+    for name, c in params.items():  # extra parameters for a custom rig
+        if name not in specs:
+            specs[name] = ParamSpec(name, c["source"], float(c.get("gain", 1.0)), float(c.get("min", -1e9)),
+                                    float(c.get("max", 1e9)), float(c.get("neutral", 0.0)),
+                                    float(c.get("smoothing_s", default_smoothing)))
+    return specs
+
+
+@dataclass
+class AvatarMapper:
+    config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.specs = specs_from_config(self.config)
+        self.mirror = bool(self.config.get("mirror", True))
+        self.ease_s = float(self.config.get("ease_to_neutral_s", 0.5))
+        self.values = {n: s.neutral for n, s in self.specs.items()}
+        self.last_stamp = None
+        self.face_id = ""
+        self.last_raw = {}
+
+    def sources(self, inputs: Inputs) -> dict:
+        src = {}
+        if inputs.head is not None:
+            src["head_yaw"], src["head_pitch"], src["head_roll"] = inputs.head
+        if inputs.gaze is not None:
+            src["gaze_yaw"], src["gaze_pitch"] = inputs.gaze
+        if inputs.state:
+            src.update(inputs.state)
+        if self.mirror:
+            src = {MIRROR_SWAP.get(k, k): (-v if k in MIRROR_NEGATE else v) for k, v in src.items()}
+        return src
+
+    def update(self, inputs: Inputs) -> AvatarFrame:
+        dt = 0.0 if self.last_stamp is None else max(0.0, inputs.stamp - self.last_stamp)
+        self.last_stamp, self.face_id = inputs.stamp, inputs.face_id
+        src = self.sources(inputs)
+        for name, spec in self.specs.items():
+            if spec.source not in src:
+                continue  # keep the last value of a parameter whose input did not come
+            target = float(np.clip(spec.gain * float(src[spec.source]), spec.min, spec.max))
+            self.values[name] = self._follow(self.values[name], target, spec.smoothing, dt)
+        self.last_raw = src
+        return self.frame(inputs.stamp, tracked=True)
+
+    def ease_to_neutral(self, stamp: float) -> AvatarFrame:
+        """A step towards neutral (the face is lost), `stamp` seconds."""
+        dt = 0.0 if self.last_stamp is None else max(0.0, stamp - self.last_stamp)
+        self.last_stamp = stamp
+        for name, spec in self.specs.items():
+            self.values[name] = self._follow(self.values[name], spec.neutral, self.ease_s / 3, dt)
+        return self.frame(stamp, tracked=False)
+
+    def at_neutral(self, tolerance: float = 1e-3) -> bool:
+        return all(abs(self.values[n] - s.neutral) <= tolerance * max(1.0, abs(s.max - s.min))
+                   for n, s in self.specs.items())
+
+    @staticmethod
+    def _follow(current: float, target: float, tau: float, dt: float) -> float:
+        if tau <= 0 or dt <= 0:
+            return target if tau <= 0 else current
+        return current + (1 - math.exp(-dt / tau)) * (target - current)
+
+    def frame(self, stamp: float, tracked: bool) -> AvatarFrame:
+        v = self.values
+        # NodeServer fields: euler (pitch, yaw, roll) deg in vtb's signs, eye (theta, phi) rad
+        yaw = v["ParamAngleX"] / self.specs["ParamAngleX"].gain if self.specs["ParamAngleX"].gain else 0.0
+        pitch = v["ParamAngleY"] / self.specs["ParamAngleY"].gain if self.specs["ParamAngleY"].gain else 0.0
+        roll = v["ParamAngleZ"] / self.specs["ParamAngleZ"].gain if self.specs["ParamAngleZ"].gain else 0.0
+        gx = v["ParamEyeBallX"] / self.specs["ParamEyeBallX"].gain if self.specs["ParamEyeBallX"].gain else 0.0
+        gy = v["ParamEyeBallY"] / self.specs["ParamEyeBallY"].gain if self.specs["ParamEyeBallY"].gain else 0.0
+        return AvatarFrame(face_id=self.face_id, stamp=stamp, params=dict(v), euler=(pitch, yaw, roll),
+                           eye=(math.radians(gx), math.radians(gy)), mouth=v["ParamMouthOpenY"],
+                           blink=(v["ParamEyeLOpen"], v["ParamEyeROpen"]), tracked=tracked)
+
+
+@dataclass
+class JointSpec:
+    name: str
+    source: str           # head_yaw, head_pitch, head_roll, gaze_yaw, gaze_pitch
+    gain: float = 1.0     # joint radians per source radian
+    min: float = -1.0     # radians
+    max: float = 1.0
+    max_velocity: float = 3.0   # rad/s
+
+
+DEFAULT_JOINTS = [
+    JointSpec("neck_yaw", "head_yaw", 1.0, -1.2, 1.2, 3.0),
+    JointSpec("neck_pitch", "head_pitch", 1.0, -0.6, 0.6, 3.0),
+    JointSpec("neck_roll", "head_roll", 1.0, -0.5, 0.5, 3.0),
+    JointSpec("eye_pan", "gaze_yaw", 1.0, -0.6, 0.6, 10.0),
+    JointSpec("eye_tilt", "gaze_pitch", 1.0, -0.4, 0.4, 10.0),
+]
+
+
+class RobotHead:
+    """Joint positions for a robot head from the (unmirrored) head and gaze angles: gains,
+    limits and rate limits from YAML (`robot_head.joints`)."""
+
+    def __init__(self, config: dict | None = None):
+        joints = (config or {}).get("joints")
+        self.joints = [JointSpec(**j) for j in joints] if joints else list(DEFAULT_JOINTS)
+        self.positions = {j.name: 0.0 for j in self.joints}
+        self.last = None
+
+    def update(self, sources_deg: dict, stamp: float) -> dict:
+        dt = 0.0 if self.last is None else max(0.0, stamp - self.last)
+        self.last = stamp
+        for j in self.joints:
+            if j.source not in sources_deg:
+                continue
+            target = float(np.clip(j.gain * math.radians(sources_deg[j.source]), j.min, j.max))
+            step = j.max_velocity * dt if dt > 0 else float("inf")
+            current = self.positions[j.name]
+            self.positions[j.name] = current + float(np.clip(target - current, -step, step)) if dt > 0 else target
+        return dict(self.positions)
