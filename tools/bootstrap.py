@@ -21,6 +21,7 @@ import argparse
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -251,9 +252,47 @@ def ensure_build(force=False):
     return True
 
 
+JS_TOOLS = ROOT / "src" / "vtb_bridge" / "test" / "js"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def ensure_js_tools():
+    """npm ci for the tests' JavaScript peers (socket.io server and client, playwright-core
+    driving Debian's chromium), when package-lock.json changed or node_modules is missing."""
+    lock = JS_TOOLS / "package-lock.json"
+    if not lock.is_file():
+        return False
+    stamp = JS_TOOLS / "node_modules" / ".vtb-lock.sha256"
+    want = sha256_of(lock.read_bytes())
+    if read_stamp(stamp) == want:
+        return False
+    if not shutil.which("npm"):
+        log("npm is not installed: the browser and Socket.IO peer tests need Node.js and npm "
+            "(Debian: apt-get install nodejs npm), then run ./vtb test again")
+        return False
+    run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_TOOLS)
+    stamp.write_text(want + "\n")
+    return True
+
+
+def ensure_chromium():
+    """Debian's chromium for the avatar page test (never a browser a tool downloads itself)."""
+    if CHROMIUM.exists():
+        return False
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        log(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the avatar page test")
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-qq"], env=env)
+    run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], env=env)
+    return True
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--rebuild", action="store_true", help="run colcon build even if nothing changed")
+    ap.add_argument("--test-tools", action="store_true",
+                    help="also set up what the tests need beyond Python: npm packages, Debian's chromium")
     args = ap.parse_args()
     t0 = time.monotonic()
     lock_path = ROOT / ".vtb-setup.lock"
@@ -262,6 +301,8 @@ def main():
         did = [step(f"venv ({mode()})", ensure_venv),
                step("python packages", ensure_packages),
                step("colcon build", lambda: ensure_build(args.rebuild))]
+        if args.test_tools:
+            did += [step("test tools: npm", ensure_js_tools), step("test tools: chromium", ensure_chromium)]
     state = "ready" if any(did) else "up to date"
     log(f"{state} ({mode()}, {time.monotonic() - t0:.1f} s)")
 
