@@ -8,6 +8,7 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    package_data={package_name: ['web/*.html', 'web/vendor/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),
@@ -15,7 +16,7 @@ setup(
         ('share/' + package_name + '/launch', glob('launch/*.py')),
     ],
     install_requires=['setuptools'],
-    zip_safe=True,
+    zip_safe=False,
     maintainer='vtb maintainers',
     maintainer_email='vtb@example.org',
     description='Avatar parameters for vtb and their outputs: Socket.IO, VMC, VTube Studio, a built-in avatar page, robot-head joints.',

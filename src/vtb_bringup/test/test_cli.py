@@ -46,8 +46,9 @@ def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):
 
 
 def test_demo_streams_a_moving_face_through_the_graph():
-    r = vtb("demo", "--frames", "30", "--rate", "30")
+    r = vtb("demo", "--frames", "30", "--rate", "30", "--port", "0")
     assert r.returncode == 0, r.stdout + r.stderr
+    assert "avatar page at http://127.0.0.1:" in r.stdout
     frames = [line for line in r.stdout.splitlines() if line.startswith("frame ")]
     assert len(frames) >= 20, r.stdout  # images are best effort; most must arrive
     assert all("landmarks=478" in line and "perception " in line for line in frames), r.stdout

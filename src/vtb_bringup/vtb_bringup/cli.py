@@ -134,7 +134,8 @@ def cmd_eval(args) -> int:
 
 def cmd_demo(args) -> int:
     from .demo import run_demo
-    return run_demo(frames=args.frames, rate=args.rate, model=args.model)
+    return run_demo(frames=args.frames, rate=args.rate, model=args.model, socketio_url=args.socketio_url,
+                    port=args.port)
 
 
 def cmd_test(args) -> int:
@@ -181,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=90, help="frames to stream (default 90)")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--model", choices=["short", "full"], default="short")
+    p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
+    p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.set_defaults(func=cmd_demo, needs_models=True)
 
     p = sub.add_parser("test", help="run the test suite (other arguments go to pytest)")

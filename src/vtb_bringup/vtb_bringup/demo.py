@@ -19,6 +19,7 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import Image
+from vtb_bridge.node import BridgeNode
 from vtb_gaze.node import GazeNode
 from vtb_pose.render import HeadRenderer, default_intrinsics, trajectory
 from vtb_detector.image_msg import rgb_to_image
@@ -42,7 +43,7 @@ def demo_clip(frames: int, rate: float):
 
 
 def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout: float = 120.0,
-             print_every: int = 1) -> int:
+             print_every: int = 1, socketio_url: str = "", port: int = 8000) -> int:
     rclpy.init()
     # One executor thread: the detector already processes on its own worker thread. Measured:
     # with rclpy's MultiThreadedExecutor the executor threads fight the worker for the GIL and
@@ -53,9 +54,14 @@ def run_demo(frames: int = 90, rate: float = 30.0, model: str = "short", timeout
         detector = DetectorNode(namespace=NAMESPACE, parameter_overrides=[Parameter("model", value=model)])
         pose_node = PoseNode(namespace=NAMESPACE)
         gaze_node = GazeNode(namespace=NAMESPACE)
+        bridge = BridgeNode(namespace=NAMESPACE, parameter_overrides=[
+            Parameter("server_enabled", value=True), Parameter("server_port", value=port),
+            Parameter("socketio_url", value=socketio_url)])
         source = Node("vtb_demo_source", namespace=NAMESPACE)
         listener = Node("vtb_demo_listener", namespace=NAMESPACE)
-        nodes = [detector, pose_node, gaze_node, source, listener]
+        nodes = [detector, pose_node, gaze_node, bridge, source, listener]
+        page = next(o for o in bridge.outputs if hasattr(o, "start"))
+        print(f"demo: avatar page at {page.url if hasattr(page, 'url') else 'http://127.0.0.1:%d/' % port}", flush=True)
         for n in nodes:
             executor.add_node(n)
 

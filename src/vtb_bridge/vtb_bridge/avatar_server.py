@@ -1,0 +1,361 @@
+"""The built-in avatar page: a Socket.IO server that serves a 2D character and drives it. No rclpy.
+
+`AvatarServer` runs python-socketio's AsyncServer on aiohttp in its own thread with its own
+asyncio loop. It serves
+
+- `/`                  the avatar page (`web/avatar.html`): a 2D character drawn on a canvas whose
+                       head (ParamAngleX/Y/Z), eyes (ParamEyeLOpen/ROpen), pupils
+                       (ParamEyeBallX/Y), brows (ParamBrowLY/RY) and mouth (ParamMouthOpenY,
+                       ParamMouthForm) follow the Live2D parameters, with a panel of fps and values;
+- `/socket.io.min.js`  the Socket.IO browser client, a vendored copy of `socket.io-client`'s
+                       `dist/socket.io.min.js` (MIT) kept in `web/vendor/`, so the page loads
+                       nothing from outside (no CDN); its version matches the pinned npm package
+                       of the tests, which check that the copy is byte-identical;
+- `/config.json`       what the page needs to know (namespace, event, whether Live2D mode is on);
+- `/live2d/...`        only with `live2d_dir`: the user's own files (see "Live2D mode" below);
+- `/socket.io/`        Socket.IO itself: namespace `/kizuna`, event `result_data`, the same payload
+                       as the Socket.IO output (`AvatarFrame.result_data()`: the DeepVTB/OpenVtuber
+                       NodeServer's `euler`/`eye`/`mouth`/`blink` plus `params`, `face_id`, `stamp`).
+
+`send(frame)` never blocks: the newest frame goes into a one-slot buffer and the server's loop
+broadcasts it to every connected page (a frame still waiting is replaced: `dropped`).
+
+Safety. It binds 127.0.0.1 unless told otherwise. With `token` set, a Socket.IO client must give
+it, as `auth: {token}` (socket.io-client's `auth` option) or as the `token` query parameter
+(the page passes `?token=...` of its own URL on), or its connection is refused. The page only
+listens: the only client->server event accepted is `hello` (a small dict the page sends once);
+any other event, an oversized one (over `max_message_bytes`, default 16 KiB: the engine closes
+that connection), a binary or malformed packet is rejected, logged and counted in `rejected`,
+and the server goes on serving everyone else. Browsers from another origin are refused
+(python-socketio's same-origin check).
+
+Live2D mode (optional, bring your own model and runtime). vtb ships no Cubism runtime (Live2D's
+Cubism Core is not redistributable and not on npm). To drive your own Cubism model instead of the
+built-in 2D character, put in one directory:
+
+- `live2dcubismcore.min.js` (from Live2D's Cubism SDK for Web, under its license),
+- `pixi.min.js` (pixi.js 6.x) and `pixi-live2d-display`'s `cubism4.min.js` (npm packages),
+- your model (`*.model3.json` with its moc3, textures, physics),
+- an `init.js` that the page loads last; it must define `window.vtbLive2D = {update(params)}`.
+
+and start `AvatarServer(live2d_dir=THAT_DIR)`. The page then loads `/live2d/live2dcubismcore.min.js`,
+`/live2d/pixi.min.js`, `/live2d/cubism4.min.js` and `/live2d/init.js` (in that order, any missing
+one is skipped), and when `window.vtbLive2D` exists it hides the built-in character and calls
+`window.vtbLive2D.update(params)` with every frame's Live2D parameters. A minimal `init.js`:
+
+    (async () => {
+      const app = new PIXI.Application({ view: document.getElementById("live2d"),
+                                         autoStart: true, backgroundAlpha: 0, resizeTo: window });
+      const model = await PIXI.live2d.Live2DModel.from("/live2d/hiyori.model3.json",
+                                                       { autoInteract: false });
+      model.scale.set(0.25); app.stage.addChild(model);
+      const core = model.internalModel.coreModel;
+      window.vtbLive2D = { update(params) {
+        for (const [name, value] of Object.entries(params)) core.setParameterValueById(name, value);
+      } };
+    })();
+
+(The page also accepts a `window.Live2DModel`-style hook set by any other script: whatever
+defines `window.vtbLive2D.update` takes over.)
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import socketio
+from aiohttp import web
+
+log = logging.getLogger("vtb_bridge.avatar_server")
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+SOCKETIO_JS = WEB_DIR / "vendor" / "socket.io.min.js"
+LIVE2D_SCRIPTS = ("live2dcubismcore.min.js", "pixi.min.js", "cubism4.min.js", "init.js")
+
+
+class _GuardedServer(socketio.AsyncServer):
+    """AsyncServer that rejects (logs, counts, disconnects) packets it cannot or should not parse:
+    malformed packets and binary packets (the page never sends binary data)."""
+
+    owner = None
+
+    async def _handle_eio_message(self, eio_sid, data):
+        if not isinstance(data, str):
+            return await self._reject(eio_sid, "binary data")
+        if data[:1] in ("5", "6"):            # BINARY_EVENT / BINARY_ACK
+            return await self._reject(eio_sid, "binary packet")
+        try:
+            return await super()._handle_eio_message(eio_sid, data)
+        except Exception as e:  # noqa: BLE001 - malformed packet from a client
+            return await self._reject(eio_sid, f"malformed packet ({type(e).__name__}: {e})")
+
+    async def _reject(self, eio_sid, why):
+        if self.owner is not None:
+            self.owner.rejected += 1
+        log.warning("rejected a message from client %s: %s; disconnecting it", eio_sid, why)
+        sock = self.eio.sockets.get(eio_sid)
+        try:
+            await self.eio.disconnect(eio_sid)       # sends Engine.IO's close packet
+            if sock is not None:
+                await sock.queue.put(None)           # and ends the writer: the WebSocket closes now
+        except Exception:  # noqa: BLE001
+            pass
+
+
+class AvatarServer:
+    """Serves the avatar page and broadcasts AvatarFrames to the browsers showing it."""
+
+    ALLOWED_EVENTS = {"hello"}           # client -> server; everything else is rejected
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+                 namespace: str = "/kizuna", event: str = "result_data",
+                 max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None):
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.namespace = namespace
+        self.event = event
+        self.max_message_bytes = int(max_message_bytes)
+        self.live2d_dir = Path(live2d_dir).resolve() if live2d_dir else None
+        self.url = None
+        # counters
+        self.sent = 0            # frames broadcast
+        self.dropped = 0         # frames replaced in the slot before they went out
+        self.refused = 0         # connections refused (token)
+        self.rejected = 0        # client messages rejected
+        self.clients = set()     # connected sids in the namespace
+        self._lock = threading.Lock()
+        self._slot = None
+        self._loop = None
+        self._wake = None
+        self._thread = None
+        self._ready = threading.Event()
+        self._error = None
+        self._stopping = None
+        self._sio = None
+        self._runner = None
+
+    # ---- the caller's side -----------------------------------------------------------------
+    def start(self, timeout: float = 10.0) -> str:
+        """Start serving in a background thread; returns the page's URL (with the real port)."""
+        if self._thread is not None:
+            return self.url
+        if not SOCKETIO_JS.is_file():
+            raise FileNotFoundError(f"{SOCKETIO_JS} is missing (the vendored socket.io browser client)")
+        self._thread = threading.Thread(target=self._run, name="vtb-avatar-server", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the avatar server did not start")
+        if self._error is not None:
+            raise self._error
+        return self.url
+
+    def send(self, frame) -> None:
+        """Queue `frame` (an AvatarFrame or a result_data dict) for the pages. Never blocks."""
+        payload = frame if isinstance(frame, dict) else frame.result_data()
+        with self._lock:
+            if self._slot is not None:
+                self.dropped += 1
+            self._slot = payload
+        loop = self._loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._poke)
+            except RuntimeError:          # loop closed
+                pass
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        loop = self._loop
+        if loop is not None and self._stopping is not None:
+            try:
+                loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:
+                pass
+        self._thread.join(timeout)
+        self._thread = None
+
+    def stats(self) -> dict:
+        return {"url": self.url, "clients": len(self.clients), "sent": self.sent,
+                "dropped": self.dropped, "refused": self.refused, "rejected": self.rejected}
+
+    # ---- the server's thread ---------------------------------------------------------------
+    def _poke(self):
+        if self._wake is not None:
+            self._wake.set()
+
+    def _run(self):
+        self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(self._loop)
+        try:
+            self._loop.run_until_complete(self._main())
+        except Exception as e:  # noqa: BLE001
+            self._error = e
+            self._ready.set()
+        finally:
+            self._loop.close()
+
+    def _token_ok(self, environ, auth) -> bool:
+        if self.token is None:
+            return True
+        given = None
+        if isinstance(auth, dict):
+            given = auth.get("token")
+        if given is None:
+            given = (parse_qs(environ.get("QUERY_STRING", "")).get("token") or [None])[0]
+        import hmac
+        return isinstance(given, str) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    async def _main(self):
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        sio = _GuardedServer(async_mode="aiohttp", namespaces=[self.namespace],
+                             max_http_buffer_size=self.max_message_bytes,
+                             logger=False, engineio_logger=False)
+        sio.owner = self
+        self._sio = sio
+        ns = self.namespace
+
+        @sio.on("connect", namespace=ns)
+        async def _connect(sid, environ, auth=None):
+            if not self._token_ok(environ, auth):
+                self.refused += 1
+                log.warning("refused a Socket.IO client from %s: missing or wrong token",
+                            environ.get("REMOTE_ADDR") or environ.get("aiohttp.request", "?"))
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+            self.clients.add(sid)
+            log.info("page connected (%d connected)", len(self.clients))
+
+        @sio.on("disconnect", namespace=ns)
+        async def _disconnect(sid, *_args):
+            self.clients.discard(sid)
+
+        @sio.on("*", namespace=ns)
+        async def _any(event, sid, *args):
+            size = len(json.dumps(args, default=str)) if args else 0
+            if event not in self.ALLOWED_EVENTS:
+                self.rejected += 1
+                log.warning("rejected event %r from %s (%d bytes): pages only listen",
+                            str(event)[:40], sid, size)
+                return
+            if event == "hello":
+                if len(args) != 1 or not isinstance(args[0], dict) or size > 1024:
+                    self.rejected += 1
+                    log.warning("rejected a malformed hello from %s", sid)
+                    return
+                log.info("page %s says hello: %s", sid, json.dumps(args[0])[:200])
+
+        app = web.Application(client_max_size=self.max_message_bytes)
+        sio.attach(app)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/index.html", self._page)
+        app.router.add_get("/socket.io.min.js", self._socketio_js)
+        app.router.add_get("/config.json", self._config)
+        if self.live2d_dir is not None:
+            app.router.add_static("/live2d/", self.live2d_dir, show_index=False, follow_symlinks=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        port = site._server.sockets[0].getsockname()[1]
+        self.port = port
+        host = self.host if ":" not in self.host else f"[{self.host}]"
+        self.url = f"http://{host}:{port}/"
+        self._ready.set()
+        log.info("avatar page at %s", self.url)
+        broadcaster = asyncio.ensure_future(self._broadcast_loop())
+        await self._stopping.wait()
+        broadcaster.cancel()
+        for sid in list(self.clients):
+            try:
+                await sio.disconnect(sid, namespace=ns)
+            except Exception:  # noqa: BLE001
+                pass
+        await runner.cleanup()
+        await sio.shutdown()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in rest:
+            t.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    async def _broadcast_loop(self):
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            with self._lock:
+                payload, self._slot = self._slot, None
+            if payload is None:
+                continue
+            try:
+                await self._sio.emit(self.event, payload, namespace=self.namespace)
+                self.sent += 1
+            except Exception as e:  # noqa: BLE001
+                log.warning("broadcast failed: %s", e)
+
+    async def _page(self, request):
+        # nothing from outside the server; pixi.js (Live2D mode only) needs eval for its shaders
+        unsafe_eval = " 'unsafe-eval'" if self.live2d_dir is not None else ""
+        return web.FileResponse(WEB_DIR / "avatar.html", headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": f"default-src 'self'; script-src 'self' 'unsafe-inline'{unsafe_eval}; "
+                                       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+                                       "connect-src 'self'",
+            "X-Content-Type-Options": "nosniff"})
+
+    async def _socketio_js(self, request):
+        return web.FileResponse(SOCKETIO_JS, headers={"Content-Type": "application/javascript"})
+
+    async def _config(self, request):
+        scripts = []
+        if self.live2d_dir is not None:
+            scripts = [f"/live2d/{n}" for n in LIVE2D_SCRIPTS if (self.live2d_dir / n).is_file()]
+        return web.json_response({"namespace": self.namespace, "event": self.event,
+                                  "live2d_scripts": scripts, "token_required": self.token is not None})
+
+
+def main(argv=None):
+    """`python -m vtb_bridge.avatar_server [--port N] [--demo]`: serve the page; with --demo,
+    stream a synthetic face (turning, blinking, talking) to it."""
+    import argparse
+    import math
+
+    from vtb_bridge.avatar_frame import AvatarFrame
+    p = argparse.ArgumentParser(description=main.__doc__)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--token", default=None)
+    p.add_argument("--demo", action="store_true")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    server = AvatarServer(a.host, a.port, a.token)
+    print(json.dumps({"url": server.start()}), flush=True)
+    try:
+        t0 = time.monotonic()
+        while True:
+            t = time.monotonic() - t0
+            if a.demo:
+                blink = 0.0 if (t % 3.0) < 0.15 else 1.0
+                params = {"ParamAngleX": 30 * math.sin(t), "ParamAngleY": 15 * math.sin(0.7 * t),
+                          "ParamAngleZ": 10 * math.sin(0.5 * t), "ParamEyeLOpen": blink,
+                          "ParamEyeROpen": blink, "ParamEyeBallX": math.sin(1.3 * t),
+                          "ParamEyeBallY": 0.5 * math.sin(0.9 * t),
+                          "ParamBrowLY": math.sin(0.8 * t), "ParamBrowRY": math.sin(0.8 * t),
+                          "ParamMouthOpenY": max(0.0, math.sin(3 * t)),
+                          "ParamMouthForm": math.sin(0.4 * t)}
+                server.send(AvatarFrame("f000", time.time(), params))
+            time.sleep(1 / 30)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
