@@ -212,7 +212,8 @@ def source_fingerprint():
     paths = base_paths(mode())
     h.update(("base-paths " + " ".join(paths) + " compat " + " ".join(compat_packages(mode())) + "\n").encode())
     for p in sorted(f for b in paths for f in (ROOT / b).rglob("*")):
-        if "__pycache__" in p.parts or p.suffix == ".pyc" or not p.is_file():
+        # node_modules: the tests' npm packages (installed after the build) are not built
+        if "__pycache__" in p.parts or "node_modules" in p.parts or p.suffix == ".pyc" or not p.is_file():
             continue
         st = p.stat()
         h.update(f"{p.relative_to(ROOT)}:{st.st_size}:{st.st_mtime_ns}\n".encode())

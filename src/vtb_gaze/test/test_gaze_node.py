@@ -35,12 +35,14 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
                    and ros.node.count_publishers("/vtg/head_poses") > 0, timeout=30, what="the three nodes")
 
     sent = []
-    for _ in range(FRAMES):
+    for i in range(10 * FRAMES):  # until FRAMES images were sent and 15 came back as faces
         msg = rgb_to_image(Image, frame)
         msg.header.stamp, msg.header.frame_id = ros.node.get_clock().now().to_msg(), "cam_optical"
         sent.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
         pub.publish(msg)
         ros.spin_for(1 / FPS)
+        if i >= FRAMES and len(faces) >= 15:
+            break
     ros.spin_for(1.0)
 
     # at the camera rate: every FaceArray gets its gaze and its state, stamped as its image. (The
@@ -49,7 +51,7 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
     stamp = lambda m: (m.header.stamp.sec, m.header.stamp.nanosec)  # noqa: E731
     face_stamps = {stamp(m) for m in faces}
     print(f"images {len(sent)}, faces {len(faces)}, poses {len(poses)}, gazes {len(gazes)}, states {len(states)}")
-    assert len(face_stamps) >= FRAMES // 4 and face_stamps <= set(sent)
+    assert len(face_stamps) >= 15 and face_stamps <= set(sent)
     assert len({stamp(m) for m in gazes} & face_stamps) >= 0.95 * len(face_stamps)
     assert len({stamp(m) for m in states} & face_stamps) >= 0.95 * len(face_stamps)
     g = gazes[-1].gazes[0]
