@@ -92,6 +92,15 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def report(result: dict, format_table, json_path) -> int:
+    """Print a benchmark's or evaluation's table; also write its JSON when asked."""
+    print(format_table(result))
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2) + "\n")
+        print(f"written: {json_path}")
+    return 0
+
+
 def cmd_bench(args) -> int:
     if args.what == "perception":
         from vtb_detector.perception_bench import format_table, run_perception_bench
@@ -103,33 +112,20 @@ def cmd_bench(args) -> int:
     else:
         from vtb_detector.detector_bench import format_table, run_detector_bench
         result = run_detector_bench()
-    print(format_table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written: {args.json}")
-    return 0
+    return report(result, format_table, args.json)
 
 
 def cmd_eval(args) -> int:
     if args.what == "gaze":
         from vtb_gaze.eval import format_table, run_gaze_eval
-        result = run_gaze_eval(echo=lambda m: print(m, file=sys.stderr))
-        print(format_table(result))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-            print(f"written: {args.json}")
-        return 0
+        return report(run_gaze_eval(echo=lambda m: print(m, file=sys.stderr)), format_table, args.json)
     from vtb_pose.eval import DISTANCES, PITCHES, ROLLS, YAWS, format_table, run_pose_eval
     if args.quick:  # a coarse grid for a quick look
         grid = dict(yaws=YAWS[::2], pitches=PITCHES[::2], rolls=ROLLS[::2], distances=DISTANCES[:2], jitter_frames=40)
     else:
         grid = {}
     result = run_pose_eval(method=args.method, echo=lambda m: print(m, file=sys.stderr), **grid)
-    print(format_table(result))
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"written: {args.json}")
-    return 0
+    return report(result, format_table, args.json)
 
 
 def cmd_demo(args) -> int:

@@ -63,7 +63,6 @@ class DetectorNode(Node):
             presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
             refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
             score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=self.get_logger())
-        self.detector = self.pipeline.detector  # kept for callers of the first version
         self.scheme = Face.SCHEME_MEDIAPIPE_478 if p["refine_iris"] else Face.SCHEME_MEDIAPIPE_468
 
         self.pub = self.create_publisher(FaceArray, "faces", 10)
@@ -78,7 +77,6 @@ class DetectorNode(Node):
         # the one-frame slot between the subscription and the worker
         self._slot, self._lock, self._ready = None, threading.Lock(), threading.Event()
         self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
-        self.last_detect_ms = 0.0
         self._times = deque(maxlen=300)
         self._window = (time.monotonic(), 0)
         self._running = True
@@ -117,7 +115,6 @@ class DetectorNode(Node):
             return
         faces = self.pipeline.process(rgb)
         t = self.pipeline.timings
-        self.last_detect_ms = t["total"]
         self._times.append(t["total"])
         out = FaceArray(header=msg.header, image_width=rgb.shape[1], image_height=rgb.shape[0])
         for f in faces:

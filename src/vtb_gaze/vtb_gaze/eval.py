@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from vtb_pose.frames import rotation_from_ypr
+from vtb_pose.frames import rotation_from_ypr, ypr_from_rotation
 from vtb_pose.pnp import HeadPoseEstimator
 
 from .face_state import FaceStateEstimator
@@ -54,7 +54,6 @@ class _Runner:
         self.last = self.pnp.estimate(lm, self.k, guess=self.last)
         if self.last is None:
             return None
-        from vtb_pose.frames import ypr_from_rotation
         state = self.state.update(lm, ypr_from_rotation(self.last.rotation), self.t)
         g = self.gaze.estimate(lm, self.last.rotation, self.last.translation, self.k,
                                openness=(state.eye_right_open, state.eye_left_open))
