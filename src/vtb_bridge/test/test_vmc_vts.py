@@ -308,7 +308,7 @@ def test_vts_token_flow_injection_and_resend(vts, tmp_path):
         t0 = time.perf_counter()
         out.send(frame(params={"ParamAngleX": 12.5, "ParamEyeLOpen": 0.25, "ParamMouthOpenY": 0.5,
                                "ParamMouthForm": 0.2, "ParamBrowLY": 0.4, "ParamBrowRY": 0.0}))
-        assert time.perf_counter() - t0 < 0.05
+        assert time.perf_counter() - t0 < 0.1
         wait_for(lambda: vts.injections, what="an injection")
         assert vts.token_requests == [{"pluginName": "vtb", "pluginDeveloper": "vtb"}]
         token = token_file.read_text().strip()
@@ -420,7 +420,7 @@ def test_vts_reconnects_after_vts_restarts(vts, tmp_path):
         for i in range(20):                          # frames while VTS is away: no blocking
             t0 = time.perf_counter()
             out.send(frame(params={"ParamAngleX": float(i)}))
-            assert time.perf_counter() - t0 < 0.05
+            assert time.perf_counter() - t0 < 0.1
         time.sleep(0.5)                              # a few failed reconnects
         assert out.counters()["failures"] >= 2
         n = len(vts.injections)
