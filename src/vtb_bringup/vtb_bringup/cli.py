@@ -4,6 +4,7 @@
     vtb detect IMAGE [--json]       faces in a still image
     vtb bench perception|detector   speed against MediaPipe; the detector's naive vs fast path
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
+    vtb run [--clip|--camera N|--video F|--images DIR]  the graph in one process
     vtb demo                        the graph on a moving real face, printing what it finds
     vtb test [PYTEST ARGS]          the test suite
 """
@@ -134,6 +135,51 @@ def cmd_demo(args) -> int:
                     port=args.port)
 
 
+def graph_arguments(args) -> dict:
+    """The graph arguments (vtb_bringup.graph.ARGUMENTS) from the command line's options."""
+    from .graph import DEFAULTS
+    return {name: str(getattr(args, name)).lower() if isinstance(getattr(args, name), bool) else getattr(args, name)
+            for name in DEFAULTS}
+
+
+def add_graph_options(p) -> None:
+    """The launch file's arguments, as options: one list (graph.ARGUMENTS) for both."""
+    from .graph import ARGUMENTS
+    for name, default, description in ARGUMENTS:
+        flag = "--" + name.replace("_", "-")
+        if default in ("true", "false"):
+            p.add_argument(flag, dest=name, action="store_true", default=default == "true", help=description)
+        else:
+            p.add_argument(flag, dest=name, default=default, metavar=name.upper(), help=description)
+
+
+def make_source(args):
+    from . import sources
+    if args.clip:
+        return sources.clip_source(frames=args.frames, rate=args.rate or 30.0)
+    if args.camera is not None:
+        return sources.camera_source(args.camera)
+    if args.video:
+        return sources.video_source(args.video, rate=args.rate)
+    if args.images:
+        return sources.folder_source(args.images, rate=args.rate or 10.0)
+    return None
+
+
+def cmd_run(args) -> int:
+    from .graph import GraphError
+    from .runner import run
+    from .sources import SourceError
+    try:
+        source = make_source(args)
+        return run(graph_arguments(args), source=source, loop=args.loop, executor=args.executor,
+                   record=args.record, record_images=args.record_images, duration=args.duration,
+                   stats_every=args.stats_every)
+    except (GraphError, SourceError, FileExistsError) as e:
+        print(f"vtb run: {e}", file=sys.stderr)
+        return 2
+
+
 def cmd_test(args) -> int:
     import pytest
     os.chdir(repo_root())
@@ -181,6 +227,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.set_defaults(func=cmd_demo, needs_models=True)
+
+    p = sub.add_parser("run", help="the graph of config/vtb.yaml in one process, on a topic, webcam, video, folder or the clip")
+    add_graph_options(p)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--clip", action="store_true", help="play the rendered clip of a real face")
+    src.add_argument("--camera", metavar="DEVICE", help="a webcam through OpenCV: index (0) or path (/dev/video0)")
+    src.add_argument("--video", type=Path, metavar="FILE", help="a video file, at its own frame rate")
+    src.add_argument("--images", type=Path, metavar="DIR", help="every image in a folder, in name order")
+    p.add_argument("--frames", type=int, default=150, help="--clip: frames to render (default 150)")
+    p.add_argument("--rate", type=float, help="frames per second for --clip (30), --images (10), --video (its own)")
+    p.add_argument("--loop", action="store_true", help="play the clip, video or folder again and again")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--executor", choices=["single", "multi"], default="single",
+                   help="rclpy executor for the nodes (default single: see ./vtb bench graph)")
+    p.add_argument("--record", metavar="BAG", help="record the graph's topics into this rosbag2 (mcap) folder")
+    p.add_argument("--record-images", action="store_true", help="--record: the image topics too")
+    p.add_argument("--stats-every", type=float, default=2.0, help="seconds between latency tables (0: only at the end)")
+    p.set_defaults(func=cmd_run, needs_models=True)
 
     p = sub.add_parser("test", help="run the test suite (other arguments go to pytest)")
     p.set_defaults(func=cmd_test, needs_models=True)

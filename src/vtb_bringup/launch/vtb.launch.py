@@ -1,0 +1,71 @@
+"""Start the vtb graph on a ROS 2 install, one process per node:
+
+    ros2 launch vtb_bringup vtb.launch.py                         # images on /vtb/image
+    ros2 launch vtb_bringup vtb.launch.py camera:=/dev/video0 rviz:=true
+    ros2 launch vtb_bringup vtb.launch.py image_topic:=/my_camera/image_raw outputs:=vmc
+
+The nodes, their parameters and their wiring come from vtb_bringup/graph.py reading
+config/vtb.yaml, the same code `./vtb run` uses; this file only turns those specs into
+launch_ros actions and adds what only a ROS install has (a camera driver, RViz).
+`ros2 launch vtb_bringup vtb.launch.py --show-args` lists every argument.
+"""
+from vtb_bringup import graph
+
+# Arguments only this file has; the graph's own come from graph.ARGUMENTS.
+LAUNCH_ARGUMENTS = [
+    ("camera", "", "video device to start a camera driver on (e.g. /dev/video0); empty: no driver"),
+    ("camera_driver", "v4l2_camera", "camera driver package: v4l2_camera or usb_cam"),
+    ("rviz", "false", "start RViz with vtb_bringup's rviz/vtb.rviz"),
+]
+CAMERA_NAMESPACE = "/camera"
+CAMERA_FRAME = "camera_optical_frame"
+# package -> (executable, its video device parameter, its frame id parameter)
+CAMERA_DRIVERS = {
+    "v4l2_camera": ("v4l2_camera_node", "video_device", "camera_frame_id"),
+    "usb_cam": ("usb_cam_node_exe", "video_device", "frame_id"),
+}
+
+
+def graph_arguments(values: dict) -> dict:
+    """The graph's arguments from this launch file's (strings, as launch gives them)."""
+    args = {name: values.get(name, default) for name, default in graph.DEFAULTS.items()}
+    if values.get("camera") and not args["image_topic"]:
+        args["image_topic"] = f"{CAMERA_NAMESPACE}/image_raw"   # what the drivers publish
+    return args
+
+
+def _launch_setup(context):
+    from launch_ros.actions import Node
+    values = {name: context.perform_substitution(_config(name))
+              for name in [*graph.DEFAULTS, *(n for n, _, _ in LAUNCH_ARGUMENTS)]}
+    actions = [
+        Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
+             parameters=[spec.parameters], remappings=spec.remappings, output="screen", emulate_tty=True)
+        for spec in graph.resolve(graph_arguments(values))
+    ]
+    if values["camera"]:
+        driver = values["camera_driver"]
+        if driver not in CAMERA_DRIVERS:
+            raise RuntimeError(f"camera_driver: {driver!r} is not one of {', '.join(CAMERA_DRIVERS)}")
+        executable, device_param, frame_param = CAMERA_DRIVERS[driver]
+        actions.append(Node(package=driver, executable=executable, namespace=CAMERA_NAMESPACE, output="screen",
+                            parameters=[{device_param: values["camera"], frame_param: CAMERA_FRAME,
+                                         "use_sim_time": graph.as_bool(values["use_sim_time"])}]))
+    if graph.as_bool(values["rviz"]):
+        from ament_index_python.packages import get_package_share_directory
+        rviz_config = f"{get_package_share_directory('vtb_bringup')}/rviz/vtb.rviz"
+        actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", rviz_config], output="screen"))
+    return actions
+
+
+def _config(name):
+    from launch.substitutions import LaunchConfiguration
+    return LaunchConfiguration(name)
+
+
+def generate_launch_description():
+    from launch import LaunchDescription
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction
+    declared = [DeclareLaunchArgument(name, default_value=default, description=description)
+                for name, default, description in [*graph.ARGUMENTS, *LAUNCH_ARGUMENTS]]
+    return LaunchDescription([*declared, OpaqueFunction(function=_launch_setup)])

@@ -1,0 +1,80 @@
+"""`./vtb run` on the rendered clip, watched from another process over DDS: every topic of the
+graph arrives, with content that fits the face in the clip; Ctrl-C stops it cleanly."""
+import sys
+
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import PoseStamped
+from rclpy.qos import QoSProfile
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
+from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
+
+from vtb_detector.node import IMAGE_QOS
+
+RUN = [sys.executable, "-m", "vtb_bringup.cli", "run"]
+
+# every topic the default graph publishes, with the QoS a subscriber would use
+TOPICS = {
+    "/vtb/image": (Image, IMAGE_QOS),
+    "/vtb/camera_info": (CameraInfo, IMAGE_QOS),
+    "/vtb/debug_image": (Image, IMAGE_QOS),
+    "/vtb/faces": (FaceArray, 10),
+    "/vtb/head_poses": (HeadPoseArray, 10),
+    "/vtb/markers": (MarkerArray, 10),
+    "/vtb/gaze": (GazeArray, 10),
+    "/vtb/gaze_markers": (MarkerArray, 10),
+    "/vtb/face_state": (FaceStateArray, 10),
+    "/vtb/avatar_parameters": (AvatarParameters, 10),
+    "/tf": (TFMessage, QoSProfile(depth=100)),
+    "/diagnostics": (DiagnosticArray, 10),
+}
+
+
+def test_run_on_the_clip_publishes_every_topic(ros, start_process):
+    proc = start_process([*RUN, "--clip", "--frames", "60", "--loop", "--duration", "120", "--outputs", "none",
+                          "--stats-every", "1"], name="vtb-run")
+    got = {topic: [] for topic in TOPICS}
+    for topic, (msg_type, qos) in TOPICS.items():
+        ros.node.create_subscription(msg_type, topic, lambda m, t=topic: got[t].append(m), qos)
+    ros.spin_until(lambda: all(len(v) >= 5 for v in got.values()) or not proc.alive(), timeout=120,
+                   what="5 messages on every topic: " + ", ".join(t for t, v in got.items() if len(v) < 5))
+    assert proc.alive(), proc.output()
+    missing = [t for t, v in got.items() if len(v) < 5]
+    assert not missing, f"topics without messages: {missing}\n{proc.output()}"
+
+    # the content fits one face, tracked through the clip
+    faces = [f for m in got["/vtb/faces"] for f in m.faces]
+    assert faces and all(len(f.landmarks) == 2 * 478 for f in faces)
+    face_id = faces[-1].id
+    assert got["/vtb/image"][-1].header.frame_id == "camera_optical_frame"
+    assert got["/vtb/camera_info"][-1].k[0] > 0
+    poses = [p for m in got["/vtb/head_poses"] for p in m.poses if p.valid]
+    assert poses and all(0.3 < p.pose.position.z < 1.5 for p in poses), "the head is 0.3..1.5 m away"
+    assert any(g.left_valid and g.right_valid for m in got["/vtb/gaze"] for g in m.gazes)
+    frames = {t.child_frame_id for m in got["/tf"] for t in m.transforms}
+    assert {f"face_{face_id}", f"gaze_{face_id}"} <= frames, frames
+    assert all(t.header.frame_id == "camera_optical_frame" for m in got["/tf"] for t in m.transforms)
+    params = got["/vtb/avatar_parameters"][-1]
+    assert params.face_id == face_id and {"ParamAngleX", "ParamEyeLOpen", "ParamMouthOpenY"} <= set(params.names)
+    assert any(s.name.startswith("vtb_detector") for m in got["/diagnostics"] for s in m.status)
+
+    # the per-face PoseStamped topic exists once a face is tracked
+    per_face = []
+    ros.node.create_subscription(PoseStamped, f"/vtb/faces/{face_id}/head_pose", per_face.append, 10)
+    ros.spin_until(lambda: per_face, timeout=30, what=f"/vtb/faces/{face_id}/head_pose")
+
+    ros.spin_until(lambda: "end to end:" in proc.output(), timeout=30, what="the latency table")
+    assert proc.stop() == 0, "Ctrl-C must stop vtb run cleanly\n" + proc.output()
+    assert "Traceback" not in proc.output() and "[ERROR]" not in proc.output(), proc.output()
+
+
+def test_run_says_what_is_wrong_with_its_input(tmp_path):
+    import subprocess
+    for args, words in [(["--video", tmp_path / "missing.mp4"], "missing.mp4 does not exist"),
+                        (["--images", tmp_path], "has no images"),
+                        (["--outputs", "holograms"], "outputs: unknown holograms"),
+                        (["--config", tmp_path / "nope.yaml"], "nope.yaml does not exist")]:
+        r = subprocess.run([*RUN, *map(str, args)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert words in r.stderr, r.stderr

@@ -1,0 +1,258 @@
+"""`./vtb run`: the graph of config/vtb.yaml, every node in one process.
+
+The nodes are the same classes their executables run, made with the parameters and
+remappings graph.resolve() gives the launch file. Inputs that are not ROS topics (the rendered
+clip, a webcam, a video, an image folder) are published on the graph's image topic by a source
+node, so every input travels the same topics as a camera driver's.
+
+Executor: one SingleThreadedExecutor by default. The nodes' callbacks are short; the heavy
+work runs on the detector's own worker thread. With rclpy's MultiThreadedExecutor the executor
+threads contend with that worker for the GIL (`./vtb bench graph --executor multi` measures it).
+"""
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+
+import rclpy
+from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
+
+from . import graph
+from .sources import Source, SourceError
+
+# executable -> the Node class its main() spins (the runner makes the same class)
+NODE_CLASSES = {
+    "detector_node": "vtb_detector.node:DetectorNode",
+    "pose_node": "vtb_pose.node:PoseNode",
+    "gaze_node": "vtb_gaze.node:GazeNode",
+    "bridge_node": "vtb_bridge.node:BridgeNode",
+}
+CAMERA_FRAME = "camera_optical_frame"
+
+
+def node_class(executable: str):
+    if executable not in NODE_CLASSES:
+        raise graph.GraphError(f"the runner has no node class for executable {executable!r} "
+                               f"(known: {', '.join(NODE_CLASSES)})")
+    module, _, cls = NODE_CLASSES[executable].partition(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_node(spec: graph.NodeSpec) -> Node:
+    """The node `spec` describes, as `ros2 run <package> <executable>` with the launch file's
+    parameters and remappings would make it."""
+    ros_args = ["--ros-args", "-r", f"__node:={spec.name}"]
+    for src, dst in spec.remappings:
+        ros_args += ["-r", f"{src}:={dst}"]
+    overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
+    return node_class(spec.executable)(namespace=spec.namespace, parameter_overrides=overrides,
+                                       cli_args=ros_args)
+
+
+def camera_info_for(frame, stamp, frame_id) -> CameraInfo | None:
+    if frame.camera_matrix is None:
+        return None     # unknown: vtb_pose assumes focal length = image width and says so
+    h, w = frame.rgb.shape[:2]
+    k = frame.camera_matrix
+    info = CameraInfo(width=w, height=h, distortion_model="plumb_bob", d=[0.0] * 5)
+    info.header.stamp, info.header.frame_id = stamp, frame_id
+    info.k = [float(v) for v in k.reshape(-1)]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [float(k[0, 0]), 0.0, float(k[0, 2]), 0.0, 0.0, float(k[1, 1]), float(k[1, 2]), 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
+class SourceNode(Node):
+    """Publishes a Source's frames as sensor_msgs/Image (+ CameraInfo when known) from its own
+    thread, at the source's rate, stamped with the node's clock."""
+
+    def __init__(self, source: Source, image_topic: str, namespace: str, loop: bool = False,
+                 on_frame=None):
+        super().__init__("vtb_source", namespace=namespace)
+        from vtb_detector.node import IMAGE_QOS
+        self.source, self.loop, self.on_frame = source, loop, on_frame
+        self.image_pub = self.create_publisher(Image, image_topic, IMAGE_QOS)
+        self.info_pub = self.create_publisher(CameraInfo, graph.camera_info_next_to(image_topic), IMAGE_QOS)
+        self.published, self.error, self.finished = 0, None, threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="vtb-source", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def _run(self):
+        from vtb_detector.image_msg import rgb_to_image
+        period = 1.0 / self.source.rate if self.source.rate else 0.0
+        next_at = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                for frame in self.source.frames():
+                    if self._stop.is_set():
+                        return
+                    if period:
+                        next_at += period
+                        self._stop.wait(max(0.0, next_at - time.monotonic()))
+                    stamp = self.get_clock().now().to_msg()
+                    msg = rgb_to_image(Image, frame.rgb)
+                    msg.header.stamp, msg.header.frame_id = stamp, CAMERA_FRAME
+                    info = camera_info_for(frame, stamp, CAMERA_FRAME)
+                    if info is not None:
+                        self.info_pub.publish(info)
+                    if self.on_frame is not None:
+                        self.on_frame(stamp, frame)
+                    self.image_pub.publish(msg)
+                    self.published += 1
+                if not self.loop:
+                    return
+        except SourceError as e:
+            self.error = str(e)
+        finally:
+            self.finished.set()
+
+    def stop(self):
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+
+class GraphRunner:
+    """Every node of the resolved graph in one process, plus an optional source node."""
+
+    def __init__(self, arguments: dict | None = None, executor: str = "single", log=print):
+        self.specs = graph.resolve(arguments)
+        self.namespace = self.specs[0].namespace if self.specs else "/"
+        self.image_topic = graph.resolve_topics(arguments)["image"]
+        self.log = log
+        if not rclpy.ok():
+            # Ctrl-C raises KeyboardInterrupt here instead of rclpy shutting the context down
+            # under the source and detector threads: shutdown() stops those first
+            rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+        self.executor = MultiThreadedExecutor() if executor == "multi" else SingleThreadedExecutor()
+        self.nodes, self.source_node = [], None
+        try:
+            for spec in self.specs:
+                node = make_node(spec)
+                self.nodes.append(node)
+                self.executor.add_node(node)
+        except Exception:
+            self.shutdown()
+            raise
+
+    def node(self, name: str) -> Node:
+        return next(n for n in self.nodes if n.get_name() == name)
+
+    def add_node(self, node: Node):
+        self.nodes.append(node)
+        self.executor.add_node(node)
+
+    def add_source(self, source: Source, loop: bool = False, on_frame=None) -> SourceNode:
+        self.source_node = SourceNode(source, self.image_topic, self.namespace, loop, on_frame)
+        self.add_node(self.source_node)
+        return self.source_node
+
+    def wait_for_detector(self, timeout: float = 30.0) -> bool:
+        """Spin until the source's image publisher has met the detector's subscription, so
+        the first frames are not lost to discovery."""
+        deadline = time.monotonic() + timeout
+        while self.source_node.image_pub.get_subscription_count() < 1:
+            if time.monotonic() > deadline:
+                return False
+            self.executor.spin_once(timeout_sec=0.05)
+        return True
+
+    def spin(self, duration: float | None = None, tail: float = 1.0, idle=None) -> int:
+        """Spin until Ctrl-C, `duration` seconds, or `tail` seconds after a finite source ended.
+        `idle` is called between callbacks (the demo's live table). Returns an exit code."""
+        if self.source_node is not None:
+            if not self.wait_for_detector():
+                self.log("vtb run: the detector did not appear on the graph")
+                return 1
+            self.source_node.start()
+        t0, ended_at = time.monotonic(), None
+        while rclpy.ok():
+            self.executor.spin_once(timeout_sec=0.05)
+            if idle is not None:
+                idle()
+            now = time.monotonic()
+            if duration is not None and now - t0 >= duration:
+                break
+            if self.source_node is not None and self.source_node.finished.is_set():
+                if self.source_node.error:
+                    self.log(f"vtb run: {self.source_node.error}")
+                    return 1
+                ended_at = ended_at or now
+                if now - ended_at >= tail:
+                    break
+        return 0
+
+    def shutdown(self):
+        if self.source_node is not None:
+            self.source_node.stop()
+        for node in reversed(self.nodes):
+            self.executor.remove_node(node)
+            node.destroy_node()
+        self.nodes = []
+        self.executor.shutdown()
+        rclpy.try_shutdown()
+
+
+def graph_topics(nodes, include_images: bool) -> list:
+    """(topic, message class) of everything the nodes publish, for recording; the images
+    only when asked (a 640x480 stream is 27 MB/s)."""
+    found = {}
+    for node in nodes:
+        for pub in node.publishers:
+            if pub.topic_name in ("/rosout", "/parameter_events"):
+                continue
+            if not include_images and pub.msg_type is Image:
+                continue
+            found[pub.topic_name] = pub.msg_type
+    return sorted(found.items())
+
+
+def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",
+        record: str | None = None, record_images: bool = False, duration: float | None = None,
+        stats_every: float = 2.0, log=print) -> int:
+    """`./vtb run`: start the graph, feed it, print a latency table every `stats_every` seconds,
+    stop on Ctrl-C, after `duration`, or when a finite source has played."""
+    from .monitor import GraphMonitor
+    runner = GraphRunner(arguments, executor=executor, log=log)
+    recorder = None
+    try:
+        monitor = GraphMonitor(runner.namespace)
+        runner.add_node(monitor)
+        if source is not None:
+            runner.add_source(source, loop=loop)
+            log(f"vtb run: {source.name} -> {runner.image_topic}"
+                + (f" at {source.rate:g} fps" if source.rate else "") + (", looping" if loop else ""))
+        else:
+            log(f"vtb run: waiting for images on {runner.image_topic}")
+        log("vtb run: nodes " + ", ".join(f"{s.namespace.rstrip('/')}/{s.name}" for s in runner.specs)
+            + f" in one process ({executor}-threaded executor); Ctrl-C stops")
+        if record:
+            from .recorder import BagRecorder
+            recorder = BagRecorder(monitor, record, graph_topics(runner.nodes, record_images))
+            log(f"vtb run: recording {len(recorder.counts)} topics into {record} (rosbag2, mcap)")
+        next_table = time.monotonic() + stats_every
+
+        def idle():
+            nonlocal next_table
+            if stats_every and time.monotonic() >= next_table:
+                next_table += stats_every
+                log(monitor.table())
+        code = runner.spin(duration=duration, idle=idle)
+        log(monitor.table())
+        return code
+    except KeyboardInterrupt:
+        log("vtb run: stopped")
+        return 0
+    finally:
+        if recorder is not None:
+            recorder.close()
+            log(f"vtb run: recorded {sum(recorder.counts.values())} messages into {record}")
+        runner.shutdown()
