@@ -84,6 +84,11 @@ def test_tf_from_rendered_frames_matches_the_true_pose(ros, start_node):
     assert pose.valid and pose.face_id == tf.child_frame_id[len("face_"):]
     assert abs(pose.yaw_deg - 20) < 8 and abs(pose.pitch_deg + 10) < 8 and abs(pose.roll_deg - 5) < 8
     assert pose.reprojection_error_px < 5 and pose.landmark_count > 200
+    # measured_pose: this frame's own PnP, before the filter
+    m = pose.measured_pose
+    measured_r = rotation_from_quaternion([m.orientation.w, m.orientation.x, m.orientation.y, m.orientation.z])
+    assert angle_between(measured_r, offline.rotation) < 1.5
+    assert np.linalg.norm(np.array([m.position.x, m.position.y, m.position.z]) - offline.translation) < 0.01
 
     # the per-face PoseStamped topic (REP-155 style) and the markers
     topic = f"/vtp/faces/{pose.face_id}/head_pose"

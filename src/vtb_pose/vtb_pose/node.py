@@ -100,7 +100,7 @@ class PoseNode(Node):
                 out.poses.append(HeadPose(face_id=face.id, valid=False))
                 continue
             self.states[face.id] = (pose_filter, estimate)
-            q = quaternion_wxyz(estimate.rotation)
+            q = measured_q = quaternion_wxyz(estimate.rotation)
             position = estimate.translation
             if self.p["filter"]:
                 q, position = pose_filter(q, position, t)
@@ -112,6 +112,9 @@ class PoseNode(Node):
             pose.pose.position.x, pose.pose.position.y, pose.pose.position.z = (float(v) for v in position)
             o = pose.pose.orientation
             o.w, o.x, o.y, o.z = (float(v) for v in q)
+            m = pose.measured_pose
+            m.position.x, m.position.y, m.position.z = (float(v) for v in estimate.translation)
+            m.orientation.w, m.orientation.x, m.orientation.y, m.orientation.z = (float(v) for v in measured_q)
             out.poses.append(pose)
             self.face_publisher(face.id).publish(PoseStamped(header=msg.header, pose=pose.pose))
             child = self.p["frame_prefix"] + face.id
