@@ -132,7 +132,7 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(frames=args.frames, rate=args.rate, model=args.model, socketio_url=args.socketio_url,
-                    port=args.port)
+                    port=args.port, loop=args.loop, out_dir=args.out)
 
 
 def graph_arguments(args) -> dict:
@@ -220,12 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_eval, needs_models=True)
 
-    p = sub.add_parser("demo", help="stream a moving real face through the graph and print what it finds")
-    p.add_argument("--frames", type=int, default=90, help="frames to stream (default 90)")
+    p = sub.add_parser("demo", help="the whole graph on a moving real face: live latency, avatar page, video, CSV")
+    p.add_argument("--frames", type=int, default=150, help="frames to stream (default 150)")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--model", choices=["short", "full"], default="short")
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
+    p.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")
+    p.add_argument("--out", type=Path, default=Path("demo-output"),
+                   help="folder for demo.mp4 (annotated) and avatar_parameters.csv (default demo-output)")
     p.set_defaults(func=cmd_demo, needs_models=True)
 
     p = sub.add_parser("run", help="the graph of config/vtb.yaml in one process, on a topic, webcam, video, folder or the clip")

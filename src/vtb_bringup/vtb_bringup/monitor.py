@@ -23,8 +23,9 @@ STAGES = [
 ]
 
 
-def stamp_key(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+def stamp_ns(stamp) -> int:
+    """A builtin_interfaces/Time as one integer: the key that matches an image to its outputs."""
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
 class GraphMonitor(Node):
@@ -44,7 +45,7 @@ class GraphMonitor(Node):
 
     def on_message(self, topic: str, msg):
         now = self.get_clock().now().nanoseconds
-        key = stamp_key(msg.header)
+        key = stamp_ns(msg.header.stamp)
         if topic == "avatar_parameters":
             self.avatar_rows.append(msg)     # everything streamed, for the demo's CSV
         if topic != "faces" and key not in self.arrivals:

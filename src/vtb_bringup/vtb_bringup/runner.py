@@ -123,8 +123,12 @@ class SourceNode(Node):
 class GraphRunner:
     """Every node of the resolved graph in one process, plus an optional source node."""
 
-    def __init__(self, arguments: dict | None = None, executor: str = "single", log=print):
+    def __init__(self, arguments: dict | None = None, executor: str = "single", overrides: dict | None = None,
+                 log=print):
+        """`overrides`: {node name: {parameter: value}} on top of the graph's (the demo's port)."""
         self.specs = graph.resolve(arguments)
+        for spec in self.specs:
+            spec.parameters.update((overrides or {}).get(spec.name, {}))
         self.namespace = self.specs[0].namespace if self.specs else "/"
         self.image_topic = graph.resolve_topics(arguments)["image"]
         self.log = log
