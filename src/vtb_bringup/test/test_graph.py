@@ -24,8 +24,10 @@ CASES = [
     ({}, []),
     ({"model": "full", "image_topic": "/usb_cam/image_raw", "outputs": "vmc,joint_states", "use_sim_time": "true"},
      ["--model", "full", "--image-topic", "/usb_cam/image_raw", "--outputs", "vmc,joint_states", "--use-sim-time"]),
-    ({"namespace": "studio", "outputs": "none", "socketio_url": "http://127.0.0.1:6789"},
-     ["--namespace", "studio", "--outputs", "none", "--socketio-url", "http://127.0.0.1:6789"]),
+    ({"namespace": "studio", "outputs": "none", "socketio_url": "http://127.0.0.1:6789", "backend": "onnxruntime",
+      "provider": "cuda"},
+     ["--namespace", "studio", "--outputs", "none", "--socketio-url", "http://127.0.0.1:6789", "--backend",
+      "onnxruntime", "--provider", "cuda"]),
 ]
 
 

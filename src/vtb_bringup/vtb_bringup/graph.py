@@ -19,6 +19,8 @@ ARGUMENTS = [
     ("image_topic", "", "camera image topic the detector reads (camera_info is taken next to it); "
                         "empty: <namespace>/image"),
     ("model", "", "face detector: short (within about 2 m) or full (far and small faces); empty: the YAML's"),
+    ("backend", "", "inference backend: auto (LiteRT on the CPU), litert or onnxruntime; empty: the YAML's"),
+    ("provider", "", "ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu); empty: the YAML's"),
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "
                     "'none' turns all off; empty: as the YAML says"),
     ("socketio_url", "", "Socket.IO server to stream result_data to (e.g. http://127.0.0.1:6789); empty: off"),
@@ -123,8 +125,8 @@ def resolve(arguments: dict | None = None) -> list[NodeSpec]:
         if missing:
             raise GraphError(f"graph config {path}: a node lacks {', '.join(missing)}: {entry}")
         params = dict(entry.get("parameters") or {})
-        if entry["package"] == "vtb_detector" and args["model"]:
-            params["model"] = args["model"]
+        if entry["package"] == "vtb_detector":
+            params.update({name: args[name] for name in ("model", "backend", "provider") if args[name]})
         if entry["package"] == "vtb_bridge":
             if bridge_outputs is not None:
                 params.update(bridge_outputs)
