@@ -206,8 +206,9 @@ class GraphRunner:
 
 
 def graph_topics(nodes, include_images: bool) -> list:
-    """(topic, message class) of everything the nodes publish, for recording; the images
-    only when asked (a 640x480 stream is 27 MB/s)."""
+    """(topic, message class, QoS) of everything the nodes publish, for recording, with each
+    publisher's own QoS (a reliable subscription gets nothing from a best-effort publisher);
+    the images only when asked (a 640x480 stream is 27 MB/s)."""
     found = {}
     for node in nodes:
         for pub in node.publishers:
@@ -215,8 +216,8 @@ def graph_topics(nodes, include_images: bool) -> list:
                 continue
             if not include_images and pub.msg_type is Image:
                 continue
-            found[pub.topic_name] = pub.msg_type
-    return sorted(found.items())
+            found[pub.topic_name] = (pub.topic_name, pub.msg_type, pub.qos_profile)
+    return [found[t] for t in sorted(found)]
 
 
 def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",

@@ -1,0 +1,176 @@
+"""Record vtb topics into a rosbag2 bag (MCAP storage) with `rosbags`, without a ROS install.
+
+Messages arrive serialized (`raw=True`) and go to the bag as they are: no CDR round trip.
+The bag is what `ros2 bag record -s mcap` on Jazzy writes: metadata version 9, receive-time
+stamps from the node's clock, each topic's publishers' offered QoS, `ros2msg` schemas and the
+RIHS01 type hashes (rosbags computes the same hashes as rosidl; checked for vtb_msgs, Image,
+TFMessage).
+"""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
+
+# Big, lossy-tolerant streams: subscribe best effort, as their publishers do (a reliable
+# subscription would not match a best-effort publisher).
+SENSOR_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
+
+
+def type_name(msg_class) -> str:
+    """'pkg/msg/Name' of an rclpy message class (module is pkg.msg._name)."""
+    return f"{msg_class.__module__.split('.')[0]}/msg/{msg_class.__name__}"
+
+
+def default_qos(topic: str, msg_class) -> QoSProfile:
+    if type_name(msg_class) in SENSOR_TYPES:
+        return qos_profile_sensor_data
+    if topic == "/tf_static":  # latched: a volatile subscription would miss what came before
+        return QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    return QoSProfile(depth=10)  # reliable, volatile
+
+
+def make_typestore(type_names):
+    """Jazzy's standard types plus, for any type Jazzy lacks (vtb_msgs), every .msg of its
+    package from the installed share directory (the definitions the nodes were built from)."""
+    from ament_index_python.packages import get_package_share_directory
+    from rosbags.typesys import Stores, get_typestore, get_types_from_msg
+
+    store = get_typestore(Stores.ROS2_JAZZY)
+    for pkg in sorted({n.split("/")[0] for n in type_names if n not in store.fielddefs}):
+        types = {}
+        for f in sorted((Path(get_package_share_directory(pkg)) / "msg").glob("*.msg")):
+            types.update(get_types_from_msg(f.read_text(), f"{pkg}/msg/{f.stem}"))
+        store.register(types)
+    return store
+
+
+def msgdef_from_files(store, msgtype):
+    """The schema text rosbag2 itself embeds: the installed .msg file of the type, then every
+    type it uses, each after a '=====...' line and 'MSG: pkg/Name'. rosbags can generate the text
+    from the typestore too, but it writes `string X=""` constants as `string X=`, which no
+    parser (rosbags' own included) reads back; the original files also keep the comments.
+    None if some .msg file is not installed."""
+    from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+    from rosbags.interfaces import Nodetype
+
+    order = []
+
+    def walk(name):
+        if name not in order:
+            order.append(name)
+            for _, (kind, rest) in store.fielddefs[name][1]:
+                if kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
+                    kind, rest = rest[0]
+                if kind == Nodetype.NAME:
+                    walk(rest)
+
+    walk(msgtype)
+    texts = []
+    for name in order:
+        pkg, _, base = name.split("/")
+        try:
+            f = Path(get_package_share_directory(pkg)) / "msg" / f"{base}.msg"
+        except PackageNotFoundError:
+            return None
+        if not f.is_file():
+            return None
+        texts.append(f.read_text().rstrip("\n") + "\n")
+    return "".join([texts[0]] + [f"{'=' * 80}\nMSG: {n.replace('/msg/', '/')}\n{t}"
+                                 for n, t in zip(order[1:], texts[1:])])
+
+
+def _rosbags_qos(profile):
+    """rclpy QoSProfile -> rosbags Qos. Both use the rmw enum values."""
+    from rosbags.interfaces import (Qos, QosDurability, QosHistory, QosLiveliness,
+                                    QosReliability, QosTime)
+
+    def t(duration):
+        ns = duration.nanoseconds
+        # rmw's "infinite" is 2**63-1 ns; rosbag2 writes it as the largest sec/nsec pair
+        return QosTime(2147483647, 4294967295) if ns >= 2**63 - 1 else QosTime(*divmod(ns, 10**9))
+
+    return Qos(QosHistory(int(profile.history)), profile.depth,
+               QosReliability(int(profile.reliability)), QosDurability(int(profile.durability)),
+               t(profile.deadline), t(profile.lifespan), QosLiveliness(int(profile.liveliness)),
+               t(profile.liveliness_lease_duration), profile.avoid_ros_namespace_conventions)
+
+
+class BagRecorder:
+    """Subscribes `node` to `topics` ([(name, msg_class)] or [(name, msg_class, qos)]) and
+    writes every message into a new rosbag2 directory `path` (MCAP). Use as a context manager
+    or call close(); `counts` is {topic: messages written}."""
+
+    def __init__(self, node, path, topics):
+        from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
+
+        self.path = Path(path)
+        if self.path.exists():
+            raise FileExistsError(f"recording target {self.path} already exists; a rosbag2 bag is "
+                                  "never overwritten: remove it or pick another name")
+        topics = [(t[0], t[1], t[2] if len(t) > 2 else default_qos(t[0], t[1])) for t in topics]
+        self.counts = {name: 0 for name, _, _ in topics}
+        self._node = node
+        self._clock = node.get_clock()
+        self._lock = threading.Lock()  # close() may come from another thread than the callbacks
+        self._store = make_typestore([type_name(c) for _, c, _ in topics])
+        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
+        try:
+            self._writer.open()
+        except WriterError as e:  # created between the check above and now
+            raise FileExistsError(f"recording target {self.path} already exists") from e
+        self._connections = {}
+        # one exclusive group: the writer is not thread-safe under a MultiThreadedExecutor
+        group = MutuallyExclusiveCallbackGroup()
+        self._subs = [node.create_subscription(cls, name, self._callback(name, type_name(cls), qos),
+                                               qos, raw=True, callback_group=group)
+                      for name, cls, qos in topics]
+
+    def _callback(self, topic, msgtype, qos):
+        # schema text and hash now, so that the first message's callback stays cheap
+        schema = msgdef_from_files(self._store, msgtype), self._store.hash_rihs01(msgtype)
+
+        def on_message(data: bytes):
+            stamp = self._clock.now().nanoseconds  # receive time, as rosbag2 stamps
+            with self._lock:
+                if self._writer is None:
+                    return
+                conn = self._connections.get(topic)
+                if conn is None:
+                    conn = self._connections[topic] = self._add_connection(topic, msgtype, schema, qos)
+                self._writer.write(conn, stamp, data)
+                self.counts[topic] += 1
+        return on_message
+
+    def _add_connection(self, topic, msgtype, schema, qos):
+        # On the first message, as rosbag2 does after discovery: the publishers' offered QoS is
+        # what `ros2 bag play` replays with. Our own profile stands in if none is visible yet.
+        offered = [i.qos_profile for i in self._node.get_publishers_info_by_topic(topic)] or [qos]
+        return self._writer.add_connection(topic, msgtype, typestore=self._store,
+                                           msgdef=schema[0], rihs01=schema[1],
+                                           offered_qos_profiles=[_rosbags_qos(q) for q in offered])
+
+    def summary(self) -> str:
+        return f"recorded {sum(self.counts.values())} messages to {self.path}: " + ", ".join(
+            f"{t} {n}" for t, n in self.counts.items())
+
+    def close(self):
+        """Stop recording and write the bag's index and metadata.yaml. Safe to call twice."""
+        subs, self._subs = self._subs, []
+        try:
+            for sub in subs:
+                self._node.destroy_subscription(sub)
+        finally:  # after Ctrl-C the context may be gone already; the bag must still be closed
+            with self._lock:
+                writer, self._writer = self._writer, None
+            if writer is not None:
+                writer.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
