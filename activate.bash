@@ -18,6 +18,13 @@ fi
 # shellcheck disable=SC1091
 . "$VTB_ROOT/.venv/bin/activate"
 
+# Fast DDS with a shared-memory segment that holds a camera image (see the file's comment):
+# without it most images never cross from one process to another. A profile of your own wins.
+if [ -z "${FASTRTPS_DEFAULT_PROFILES_FILE:-}${FASTDDS_DEFAULT_PROFILES_FILE:-}" ]; then
+  export FASTRTPS_DEFAULT_PROFILES_FILE="$VTB_ROOT/src/vtb_bringup/config/fastdds.xml"
+  export FASTDDS_DEFAULT_PROFILES_FILE="$FASTRTPS_DEFAULT_PROFILES_FILE"
+fi
+
 if [ -z "${ROS_DISTRO:-}" ]; then
   # ROS 2 from wheels: the venv is the ament prefix, and its libraries live in lib/ and in
   # site-packages/ros_*.libs. Setting the path here (and marking it done) spares every Python
