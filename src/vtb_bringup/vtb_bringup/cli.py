@@ -2,10 +2,11 @@
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE [--json]       faces in a still image
-    vtb bench perception|detector   speed against MediaPipe; the detector's naive vs fast path
+    vtb bench perception|detector|graph   speed against MediaPipe; the detector's naive vs fast
+                                    path; the graph's latency and memory over DDS
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
     vtb run [--clip|--camera N|--video F|--images DIR]  the graph in one process
-    vtb demo                        the graph on a moving real face, printing what it finds
+    vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
     vtb test [PYTEST ARGS]          the test suite
 """
 from __future__ import annotations
@@ -110,6 +111,10 @@ def cmd_bench(args) -> int:
         result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
                                       with_mediapipe=not args.no_mediapipe, clip=clip,
                                       clip_name="rendered 3D head from the astronaut photo, turning and moving")
+    elif args.what == "graph":
+        from .graph_bench import format_table, run_graph_bench
+        result = run_graph_bench(seconds=args.seconds, executor=args.executor,
+                                 echo=lambda m: print(m, file=sys.stderr))
     else:
         from vtb_detector.detector_bench import format_table, run_detector_bench
         result = run_detector_bench()
@@ -204,12 +209,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--draw", type=Path, metavar="OUT.png", help="also write the image with the faces drawn")
     p.set_defaults(func=cmd_detect, needs_models=True)
 
-    p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast)")
-    p.add_argument("what", choices=["perception", "detector"])
+    p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast), "
+                                      "graph (latency over DDS)")
+    p.add_argument("what", choices=["perception", "detector", "graph"])
     p.add_argument("--frames", type=int, default=300, help="perception: frames of the clip (default 300)")
     p.add_argument("--threads", type=int, default=2, help="perception: vtb's CPU threads (default 2)")
     p.add_argument("--backend", default="auto", choices=["auto", "litert", "onnxruntime"])
     p.add_argument("--no-mediapipe", action="store_true", help="perception: skip the MediaPipe peer")
+    p.add_argument("--seconds", type=float, default=20.0, help="graph: measured seconds per scenario (default 20)")
+    p.add_argument("--executor", choices=["both", "single", "multi"], default="both",
+                   help="graph: the runner's executor (default both: VGA on multi-threaded too, to compare)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 
