@@ -32,6 +32,7 @@ def test_demo_runs_end_to_end_and_writes_its_outputs(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) >= 80, "about one row per frame"
     assert {"stamp", "face_id", "ParamAngleX", "ParamEyeLOpen", "ParamMouthOpenY"} <= set(rows[0])
+    assert len({row["face_id"] for row in rows}) == 1, "one moving face keeps one id"
     yaw = [float(row["ParamAngleX"]) for row in rows]
     assert max(yaw) - min(yaw) > 20, "the head turned, and so did the avatar"
 
