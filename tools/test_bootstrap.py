@@ -1,7 +1,6 @@
 """The environment setup: idempotent, and the wheels' CMake files repaired inside the venv."""
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -2,7 +2,6 @@
 robot joints out; when the face is lost, back to neutral."""
 import math
 
-import numpy as np
 from sensor_msgs.msg import JointState
 from vtb_msgs.msg import (AvatarParameters, Face, FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPose,
                           HeadPoseArray)

@@ -66,7 +66,6 @@ import logging
 import math
 import os
 import threading
-import time
 from pathlib import Path
 
 from vtb_bridge.avatar_frame import AvatarFrame

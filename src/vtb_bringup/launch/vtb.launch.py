@@ -18,7 +18,7 @@ LAUNCH_ARGUMENTS = [
     ("rviz", "false", "start RViz with vtb_bringup's rviz/vtb.rviz"),
 ]
 CAMERA_NAMESPACE = "/camera"
-CAMERA_FRAME = "camera_optical_frame"
+CAMERA_FRAME = graph.CAMERA_FRAME
 # package -> (executable, its video device parameter, its frame id parameter)
 CAMERA_DRIVERS = {
     "v4l2_camera": ("v4l2_camera_node", "video_device", "camera_frame_id"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from rosidl_parser.definition import (AbstractNestedType, AbstractString, Array, BasicType,
-                                      BoundedSequence, NamespacedType, UnboundedSequence)
+                                      BoundedSequence, NamespacedType)
 
 HERE = Path(__file__).parent
 spec = importlib.util.spec_from_file_location("vtb_msgs_echo", HERE / "vtb_msgs_echo.py")

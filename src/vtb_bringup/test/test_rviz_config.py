@@ -17,7 +17,6 @@ import re
 from fnmatch import fnmatch
 from pathlib import Path
 
-import pytest
 import yaml
 
 from vtb_bringup import graph

@@ -7,7 +7,6 @@ Ends by itself, or loops with --loop until Ctrl-C.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,14 +42,9 @@ def run_demo(frames: int = 150, rate: float = 30.0, model: str = "short", socket
             log(f"demo: avatar page at {page.url}  (open it in a browser)")
         log(f"demo: {source.name}, {frames} frames at {rate:g} fps on {runner.image_topic}"
             + (", looping until Ctrl-C" if loop else ""))
-        next_table = time.monotonic() + stats_every
-
-        def idle():
-            nonlocal next_table
-            if time.monotonic() >= next_table:
-                next_table += stats_every
-                detector = runner.node("vtb_detector")
-                log(monitor.table(f", {detector.counts['dropped']} stale images dropped by the detector"))
+        detector = runner.node("vtb_detector")
+        idle = monitor.table_every(
+            stats_every, log, lambda: f", {detector.counts['dropped']} stale images dropped by the detector")
         try:
             code = runner.spin(idle=idle)
         except KeyboardInterrupt:
@@ -59,12 +53,12 @@ def run_demo(frames: int = 150, rate: float = 30.0, model: str = "short", socket
         log(monitor.table())
         if code:
             return code
-        return write_outputs(monitor, shown, source, out_dir, rate, log)
+        return write_outputs(monitor, shown, out_dir, rate, log)
     finally:
         runner.shutdown()
 
 
-def write_outputs(monitor: GraphMonitor, shown: dict, source, out_dir: Path, rate: float, log) -> int:
+def write_outputs(monitor: GraphMonitor, shown: dict, out_dir: Path, rate: float, log) -> int:
     """The annotated video, the avatar CSV and the comparison with the render."""
     answered = [(i, frame, monitor.messages.get(key, {})) for key, (i, frame) in sorted(shown.items())]
     if not any("faces" in m for _, _, m in answered):

@@ -28,6 +28,10 @@ ARGUMENTS = [
 ]
 DEFAULTS = {name: default for name, default, _ in ARGUMENTS}
 
+# frame_id of the images vtb's own sources publish and the launch file's camera driver sets:
+# the parent of every face_<id> and gaze_<id> frame
+CAMERA_FRAME = "camera_optical_frame"
+
 # outputs argument -> the bridge parameter it turns on
 OUTPUTS = {"server": "server_enabled", "vmc": "vmc_enabled", "vtube_studio": "vtube_studio_enabled",
            "joint_states": "joint_states_enabled"}

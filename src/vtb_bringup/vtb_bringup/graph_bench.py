@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from .monitor import stamp_ns
+
 VGA, HD = (640, 480), (1280, 720)
 P99_GOAL_MS, RSS_GOAL_MB = 33.0, 400.0
 
@@ -40,14 +42,12 @@ P99_GOAL_MS, RSS_GOAL_MB = 33.0, 400.0
 def scenarios(executor: str = "both") -> list[dict]:
     """The scenarios on one executor; `both`: on the runner's default (single) plus VGA on multi."""
     main = "multi" if executor == "multi" else "single"
-    out = [dict(name=f"30 fps 640x480{', multi-threaded executor' if main == 'multi' else ''}",
-                rate=30.0, size=VGA, executor=main),
-           dict(name=f"60 fps 1280x720{', multi-threaded executor' if main == 'multi' else ''}",
-                rate=60.0, size=HD, executor=main),
+    suffix = ", multi-threaded executor" if main == "multi" else ""
+    out = [dict(name=f"30 fps 640x480{suffix}", rate=30.0, size=VGA, executor=main),
+           dict(name=f"60 fps 1280x720{suffix}", rate=60.0, size=HD, executor=main),
            # 60 fps 720p may not overload the graph (it kept up on a 2-core CPU once DDS delivered
            # every frame): twice that does, so the detector's dropping is seen
-           dict(name=f"120 fps 1280x720{', multi-threaded executor' if main == 'multi' else ''}",
-                rate=120.0, size=HD, executor=main)]
+           dict(name=f"120 fps 1280x720{suffix}", rate=120.0, size=HD, executor=main)]
     if executor == "both":
         out.append(dict(name="30 fps 640x480, multi-threaded executor", rate=30.0, size=VGA, executor="multi"))
     return out
@@ -93,7 +93,8 @@ def render_cycle(frames: int, rate: float, size) -> list:
     converted before the measurement so rendering takes no CPU from the graph."""
     from sensor_msgs.msg import Image
     from vtb_detector.image_msg import rgb_to_image
-    from .runner import CAMERA_FRAME, camera_info_for
+    from .graph import CAMERA_FRAME
+    from .runner import camera_info_for
     from .sources import clip_source
     msgs = []
     for frame in clip_source(frames, rate, size=size).frames():
@@ -133,7 +134,7 @@ class Camera:
 
     def on_answer(self, msg):
         now = self.now_ns()
-        key = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+        key = stamp_ns(msg.header.stamp)
         if key in self.sent and key not in self.latency_ms:
             self.latency_ms[key] = (now - key) / 1e6
 

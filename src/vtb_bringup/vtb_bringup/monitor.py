@@ -21,6 +21,7 @@ STAGES = [
     ("face_state", FaceStateArray, "gaze"),
     ("avatar_parameters", AvatarParameters, "bridge"),
 ]
+PREVIOUS = {topic: STAGES[i - 1][0] if i else None for i, (topic, _, _) in enumerate(STAGES)}
 
 
 def stamp_ns(stamp) -> int:
@@ -38,7 +39,6 @@ class GraphMonitor(Node):
         self.counts = {t: 0 for t, _, _ in STAGES}
         self.messages = defaultdict(dict)                                  # stamp -> topic -> msg
         self.avatar_rows = []                                              # every AvatarParameters, easing too
-        self.started = time.monotonic()
         self._rate_marks = deque(maxlen=window)                            # avatar_parameters arrivals
         for topic, msg_type, _ in STAGES:
             self.create_subscription(msg_type, topic, lambda m, t=topic: self.on_message(t, m), 10)
@@ -54,8 +54,7 @@ class GraphMonitor(Node):
         self.latency[topic].append((now - key) / 1e6)
         arrived = self.arrivals[key]
         arrived[topic] = now
-        i = [t for t, _, _ in STAGES].index(topic)
-        previous = STAGES[i - 1][0] if i else None
+        previous = PREVIOUS[topic]
         if previous is None:
             self.stage[topic].append((now - key) / 1e6)
         elif previous in arrived:
@@ -66,6 +65,17 @@ class GraphMonitor(Node):
             self._rate_marks.append(time.monotonic())
         while len(self.arrivals) > 600:            # stamps of long ago: their outputs are done
             self.arrivals.pop(next(iter(self.arrivals)))
+
+    def table_every(self, seconds: float, log, extra=lambda: ""):
+        """A callable for GraphRunner.spin's `idle`: logs table(extra()) every `seconds` (0: never)."""
+        next_at = time.monotonic() + seconds
+
+        def idle():
+            nonlocal next_at
+            if seconds and time.monotonic() >= next_at:
+                next_at += seconds
+                log(self.table(extra()))
+        return idle
 
     def output_fps(self) -> float:
         marks = [m for m in self._rate_marks if m > time.monotonic() - 2.0]

@@ -32,7 +32,6 @@ NODE_CLASSES = {
     "gaze_node": "vtb_gaze.node:GazeNode",
     "bridge_node": "vtb_bridge.node:BridgeNode",
 }
-CAMERA_FRAME = "camera_optical_frame"
 
 
 def node_class(executable: str):
@@ -99,8 +98,8 @@ class SourceNode(Node):
                         self._stop.wait(max(0.0, next_at - time.monotonic()))
                     stamp = self.get_clock().now().to_msg()
                     msg = rgb_to_image(Image, frame.rgb)
-                    msg.header.stamp, msg.header.frame_id = stamp, CAMERA_FRAME
-                    info = camera_info_for(frame, stamp, CAMERA_FRAME)
+                    msg.header.stamp, msg.header.frame_id = stamp, graph.CAMERA_FRAME
+                    info = camera_info_for(frame, stamp, graph.CAMERA_FRAME)
                     if info is not None:
                         self.info_pub.publish(info)
                     if self.on_frame is not None:
@@ -243,14 +242,7 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
             from .recorder import BagRecorder
             recorder = BagRecorder(monitor, record, graph_topics(runner.nodes, record_images))
             log(f"vtb run: recording {len(recorder.counts)} topics into {record} (rosbag2, mcap)")
-        next_table = time.monotonic() + stats_every
-
-        def idle():
-            nonlocal next_table
-            if stats_every and time.monotonic() >= next_table:
-                next_table += stats_every
-                log(monitor.table())
-        code = runner.spin(duration=duration, idle=idle)
+        code = runner.spin(duration=duration, idle=monitor.table_every(stats_every, log))
         log(monitor.table())
         return code
     except KeyboardInterrupt:

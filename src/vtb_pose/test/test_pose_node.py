@@ -10,7 +10,7 @@ from vtb_msgs.msg import HeadPoseArray
 
 from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS
-from vtb_pose.frames import angle_between, rotation_from_quaternion, rotation_from_ypr, ypr_from_rotation
+from vtb_pose.frames import angle_between, rotation_from_quaternion, rotation_from_ypr
 from vtb_detector.pipeline import FacePipeline
 from vtb_pose.pnp import HeadPoseEstimator
 from vtb_pose.render import HeadRenderer
