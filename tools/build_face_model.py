@@ -12,7 +12,7 @@ import numpy as np
 from skimage import data
 
 from vtb_detector.pipeline import FacePipeline
-from vtb_detector.sample_images import load_sample_rgb
+from vtb_eval.sample_images import load_sample_rgb
 from vtb_pose.face_model import MODEL_PATH, build_mean_face, to_face_frame
 
 

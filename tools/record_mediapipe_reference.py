@@ -22,7 +22,7 @@ OUT = ROOT / "src" / "vtb_detector" / "test" / "data" / "astronaut_mediapipe_478
 
 
 def landmarks_of(image, refine):
-    from vtb_detector.mediapipe_peer import run_mediapipe
+    from vtb_eval.mediapipe_peer import run_mediapipe
     result = run_mediapipe(image[None], refine_landmarks=refine, static_image_mode=True,
                            max_num_faces=1, warmup=0, root=ROOT, echo=lambda m: print(m, file=sys.stderr))
     points = result["landmarks"][0]
@@ -68,7 +68,7 @@ def main():
            f"{options}, refine_landmarks=True) for landmarks_478 and refine_landmarks=False for "
            f"landmarks_468, one process() call each on skimage.data.astronaut() (512x512 RGB, "
            f"scikit-image {skimage.__version__}); recorded {datetime.date.today().isoformat()} with "
-           f"`python tools/record_mediapipe_reference.py` (vtb_detector.mediapipe_peer.run_mediapipe)")
+           f"`python tools/record_mediapipe_reference.py` (vtb_eval.mediapipe_peer.run_mediapipe)")
     header = {
         "image": "skimage.data.astronaut()",
         "image_size": [int(image.shape[1]), int(image.shape[0])],

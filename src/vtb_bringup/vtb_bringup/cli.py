@@ -28,7 +28,7 @@ def cmd_models(args) -> int:
     if args.action == "path":
         print(models.models_dir())
         return 0
-    from vtb_detector import sample_images
+    from vtb_eval import sample_images
     if args.action == "fetch":
         t0 = time.monotonic()
         models.fetch(force=args.force)
@@ -47,7 +47,8 @@ def cmd_models(args) -> int:
 def ensure_models() -> None:
     """Setup's last step: fetch the models the first time (a cheap presence check otherwise;
     the checksums are verified when a model is loaded)."""
-    from vtb_detector import models, sample_images
+    from vtb_detector import models
+    from vtb_eval import sample_images
     echo = lambda m: print(f"[vtb setup] {m}", file=sys.stderr)  # noqa: E731
     if not models.is_fetched() or not sample_images.samples_fetched():
         echo(f"models: fetching into {models.models_dir()}")
@@ -105,8 +106,8 @@ def report(result: dict, format_table, json_path) -> int:
 
 def cmd_bench(args) -> int:
     if args.what == "perception":
-        from vtb_detector.perception_bench import format_table, run_perception_bench
-        from vtb_pose.render import render_clip
+        from vtb_eval.perception_bench import format_table, run_perception_bench
+        from vtb_eval.render import render_clip
         clip = [rgb for rgb, *_ in render_clip(args.frames + 10)]
         result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
                                       with_mediapipe=not args.no_mediapipe, clip=clip,
@@ -116,16 +117,16 @@ def cmd_bench(args) -> int:
         result = run_graph_bench(seconds=args.seconds, executor=args.executor,
                                  echo=lambda m: print(m, file=sys.stderr))
     else:
-        from vtb_detector.detector_bench import format_table, run_detector_bench
+        from vtb_eval.detector_bench import format_table, run_detector_bench
         result = run_detector_bench()
     return report(result, format_table, args.json)
 
 
 def cmd_eval(args) -> int:
     if args.what == "gaze":
-        from vtb_gaze.eval import format_table, run_gaze_eval
+        from vtb_eval.gaze_eval import format_table, run_gaze_eval
         return report(run_gaze_eval(echo=lambda m: print(m, file=sys.stderr)), format_table, args.json)
-    from vtb_pose.eval import DISTANCES, PITCHES, ROLLS, YAWS, format_table, run_pose_eval
+    from vtb_eval.pose_eval import DISTANCES, PITCHES, ROLLS, YAWS, format_table, run_pose_eval
     if args.quick:  # a coarse grid for a quick look
         grid = dict(yaws=YAWS[::2], pitches=PITCHES[::2], rolls=ROLLS[::2], distances=DISTANCES[:2], jitter_frames=40)
     else:

@@ -38,7 +38,7 @@ def clip_source(frames: int = 150, rate: float = 30.0, size=(640, 480)) -> Sourc
     """The rendered clip of a real face (skimage's astronaut photo on a 3D head: turning,
     nodding, moving, eyes sweeping, a blink every two seconds). Rendered once, played from memory."""
     from vtb_pose.frames import ypr_from_rotation
-    from vtb_pose.render import HeadRenderer, default_intrinsics, trajectory
+    from vtb_eval.render import HeadRenderer, default_intrinsics, trajectory
 
     renderer, k = HeadRenderer(), default_intrinsics(*size)
     rendered = []

@@ -7,8 +7,8 @@ import pytest
 
 from vtb_detector import anchor_detector
 from vtb_detector.anchor_detector import AnchorDetector, AnchorDetectorConfig, make_plan, nms
-from vtb_detector.detector_bench import naive_detect, naive_prior_box
-from vtb_detector.synthetic_models import PlantedFace, planted_model, retinaface_mobilenet_model, save
+from vtb_eval.detector_bench import naive_detect, naive_prior_box
+from vtb_eval.synthetic_models import PlantedFace, planted_model, retinaface_mobilenet_model, save
 
 H, W = 320, 480  # network input of the planted models: 40x60, 20x30 and 10x15 grids
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from vtb_detector.blazeface import BlazeFaceDetector, Detection
-from vtb_detector.sample_images import fetch_samples, load_sample_rgb, samples_fetched
 from vtb_detector.tiling import detect_multiscale, detect_tiled, merge_detections, tile_windows
+from vtb_eval.sample_images import fetch_samples, load_sample_rgb, samples_fetched
 
 # The six faces [x, y, w, h], measured with the full-range model and checked by eye on the
 # image with the boxes drawn: each box holds one face from brow to chin, left to right the

@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtb_detector.clip import astronaut_clip
 from vtb_detector.landmarks import EYE_CONTOUR_TO_MESH, Roi
 from vtb_detector.pipeline import FacePipeline
+from vtb_eval.clip import astronaut_clip
 
 # MediaPipe FaceMesh 0.10.21 (refine_landmarks=True, static image mode) on the astronaut,
 # recorded once by tools/record_mediapipe_reference.py; see the file's "how".

@@ -287,7 +287,7 @@ def test_far_turned_head_hidden_eye_follows_the_visible_one(astro):
 def test_the_rendered_head_turned_left_hides_its_left_eye():
     """The sign convention on the renderer's head through the pipeline: at yaw +40 the left
     eye (362/263) is the narrow one in the image, and the estimator names it hidden."""
-    from vtb_pose.render import HeadRenderer, default_intrinsics, pose_from_ypr
+    from vtb_eval.render import HeadRenderer, default_intrinsics, pose_from_ypr
     renderer = HeadRenderer()
     k = default_intrinsics(640, 480)
     img = renderer.render(pose_from_ypr(40.0, 0.0, 0.0), np.array([0.0, 0.0, 0.6]), k)

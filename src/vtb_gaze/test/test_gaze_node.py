@@ -10,7 +10,7 @@ from vtb_msgs.msg import FaceStateArray, GazeArray
 from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS
 from vtb_pose.frames import rotation_from_ypr
-from vtb_pose.render import HeadRenderer, default_intrinsics
+from vtb_eval.render import HeadRenderer, default_intrinsics
 
 FRAMES, FPS = 60, 30.0
 

@@ -13,7 +13,7 @@ from vtb_detector.node import IMAGE_QOS
 from vtb_pose.frames import angle_between, rotation_from_quaternion, rotation_from_ypr
 from vtb_detector.pipeline import FacePipeline
 from vtb_pose.pnp import HeadPoseEstimator
-from vtb_pose.render import HeadRenderer
+from vtb_eval.render import HeadRenderer
 
 TF_QOS = QoSProfile(depth=100)  # what a tf2 listener asks for
 SIZE = (640, 480)

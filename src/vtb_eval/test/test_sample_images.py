@@ -5,8 +5,8 @@ import tarfile
 
 import pytest
 
-from vtb_detector import sample_images
-from vtb_detector.sample_images import SAMPLES, SampleError, fetch_samples, sample_path, samples_dir
+from vtb_eval import sample_images
+from vtb_eval.sample_images import SAMPLES, SampleError, fetch_samples, sample_path, samples_dir
 
 
 def _archive(path, member, data):

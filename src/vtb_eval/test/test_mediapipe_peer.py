@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vtb_detector import mediapipe_peer
+from vtb_eval import mediapipe_peer
 
-REFERENCE = Path(__file__).parent / "data" / "astronaut_mediapipe_478.json"
+# recorded by tools/record_mediapipe_reference.py; kept with vtb_detector's tests, which check the
+# detector against it
+REFERENCE = Path(__file__).resolve().parents[2] / "vtb_detector" / "test" / "data" / "astronaut_mediapipe_478.json"
 # BlazeFace's box of the astronaut's face (x 178..272, y 81..175); the mesh reaches above the
 # brows to the hairline, so the region is widened
 FACE_REGION = (178 - 15, 81 - 15, 272 + 15, 175 + 15)

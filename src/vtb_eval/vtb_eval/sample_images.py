@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import FETCH_COMMAND, ModelError, models_dir, sha256_file
+from vtb_detector.models import FETCH_COMMAND, ModelError, models_dir, sha256_file
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ cannot share vtb's venv: it lives in `.venv-mediapipe` at the repository root, p
 `requirements/mediapipe.txt`, and runs as a subprocess (`_mediapipe_worker.py`). This module
 imports neither mediapipe nor rclpy.
 
-    from vtb_detector.mediapipe_peer import run_mediapipe
+    from vtb_eval.mediapipe_peer import run_mediapipe
     out = run_mediapipe(frames)          # (N, H, W, 3) uint8 RGB
     out["times_ms"], out["landmarks"]    # per frame; (N, 478, 2) pixels, NaN where no face
 

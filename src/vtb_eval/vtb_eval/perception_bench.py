@@ -13,8 +13,9 @@ import platform
 
 import numpy as np
 
+from vtb_detector.pipeline import FacePipeline
+
 from .clip import astronaut_clip
-from .pipeline import FacePipeline
 
 STAGES = ("detect", "crop", "landmarks", "iris", "total")
 
@@ -27,7 +28,7 @@ def _stats(values):
 def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "auto", warmup: int = 10,
                          with_mediapipe: bool = True, clip=None, clip_name: str | None = None, echo=print) -> dict:
     """`clip`: RGB frames (at least frames + warmup); default: the astronaut photo moved in 2D.
-    The CLI passes the rendered 3D head (vtb_pose.render)."""
+    The CLI passes the rendered 3D head (vtb_eval.render)."""
     if clip is None:
         clip = [f for f, _ in astronaut_clip(frames + warmup)]
         clip_name = "astronaut moved by translation, scale, rotation"

@@ -44,7 +44,7 @@ import numpy as np
 import transforms3d
 from scipy.spatial import Delaunay
 
-from .face_model import DEFAULT_IPD_M, to_face_frame
+from vtb_pose.face_model import DEFAULT_IPD_M, to_face_frame
 
 N_LANDMARKS = 478
 # MediaPipe's face oval, clockwise in the image from the forehead's top

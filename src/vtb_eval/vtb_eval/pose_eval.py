@@ -18,9 +18,9 @@ import time
 
 import numpy as np
 
-from .filters import PoseFilter
-from .frames import angle_between, quaternion_wxyz, rotation_from_quaternion, rotation_from_ypr, ypr_from_rotation
-from .pnp import METHODS, HeadPoseEstimator
+from vtb_pose.filters import PoseFilter
+from vtb_pose.frames import angle_between, quaternion_wxyz, rotation_from_quaternion, rotation_from_ypr, ypr_from_rotation
+from vtb_pose.pnp import METHODS, HeadPoseEstimator
 
 YAWS = tuple(range(-45, 46, 15))
 PITCHES = tuple(range(-30, 31, 15))

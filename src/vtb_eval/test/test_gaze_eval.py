@@ -1,5 +1,5 @@
 """./vtb eval gaze on a few cases: its numbers are there, and easy cases come out right."""
-from vtb_gaze.eval import format_table, run_gaze_eval
+from vtb_eval.gaze_eval import format_table, run_gaze_eval
 
 
 def test_gaze_eval_on_a_few_cases():

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from vtb_detector.pipeline import FacePipeline
-from vtb_pose.render import (EYES, IRIS, LOWER_LID, LOWER_LIP_INNER, UPPER_LID, UPPER_LIP_INNER, HeadRenderer,
+from vtb_eval.render import (EYES, IRIS, LOWER_LID, LOWER_LIP_INNER, UPPER_LID, UPPER_LIP_INNER, HeadRenderer,
                              default_intrinsics, frontal_rotation, gaze_direction, pose_from_ypr)
 
 SIZE = (640, 480)

@@ -15,9 +15,9 @@ import pytest
 import transforms3d
 
 from vtb_detector.pipeline import FacePipeline
-from vtb_pose.face_model import LEFT_IRIS, RIGHT_IRIS
-from vtb_pose.render import (HeadRenderer, _zbuffer, default_intrinsics, frontal_rotation, pose_from_ypr,
+from vtb_eval.render import (HeadRenderer, _zbuffer, default_intrinsics, frontal_rotation, pose_from_ypr,
                              render_clip, trajectory)
+from vtb_pose.face_model import LEFT_IRIS, RIGHT_IRIS
 
 SIZE = (640, 480)
 K = default_intrinsics(*SIZE)

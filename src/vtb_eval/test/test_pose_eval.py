@@ -1,5 +1,5 @@
 """./vtb eval pose on a small grid: its numbers are there and sane, and the filter steadies."""
-from vtb_pose.eval import format_table, run_pose_eval
+from vtb_eval.pose_eval import format_table, run_pose_eval
 
 
 def test_pose_eval_on_a_small_grid():

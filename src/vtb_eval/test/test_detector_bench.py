@@ -3,8 +3,8 @@ import json
 
 import numpy as np
 
-from vtb_detector.detector_bench import format_table, naive_nms, run_detector_bench
 from vtb_detector.anchor_detector import nms
+from vtb_eval.detector_bench import format_table, naive_nms, run_detector_bench
 
 
 def test_bench_result_is_json_and_the_table_shows_every_scale(astronaut_rgb):

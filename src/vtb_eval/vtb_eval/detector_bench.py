@@ -30,9 +30,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .anchor_detector import AnchorDetector, AnchorDetectorConfig
-from .blazeface import Detection
-from .inference import create_session
+from vtb_detector.anchor_detector import AnchorDetector, AnchorDetectorConfig
+from vtb_detector.blazeface import Detection
+from vtb_detector.inference import create_session
 from .synthetic_models import retinaface_mobilenet_model, save
 
 SCALES = (0.1, 0.4, 1.0, 2.0)

@@ -1,6 +1,6 @@
 """`vtb eval gaze`: gaze, blink and mouth-open accuracy on renders of known state.
 
-The rendered head (vtb_pose.render) looks in a known direction (its iris moved on a 12 mm
+The rendered head (vtb_eval.render) looks in a known direction (its iris moved on a 12 mm
 eyeball, the eye model the estimator also assumes), closes its eyelids, opens its jaw. Each case
 is tracked into over a few frames, then measured through the whole pipeline: detector,
 landmarks, PnP, FaceState, gaze. Gaze error is the angle between the estimated and the true
@@ -16,9 +16,8 @@ import numpy as np
 
 from vtb_pose.frames import rotation_from_ypr, ypr_from_rotation
 from vtb_pose.pnp import HeadPoseEstimator
-
-from .face_state import FaceStateEstimator
-from .gaze import GazeEstimator, direction_from_angles
+from vtb_gaze.face_state import FaceStateEstimator
+from vtb_gaze.gaze import GazeEstimator, direction_from_angles
 
 HEADS = ((0, 0, 0), (20, 0, 0), (-15, 10, 0), (0, -10, 10))
 GAZE_YAWS = (-20, -10, 0, 10, 20)
@@ -63,7 +62,7 @@ class _Runner:
 def look_at_camera(renderer, rotation, t):
     """Per-eye (yaw, pitch) relative to the head that points each eye at the camera, in the
     renderer's order (left, right)."""
-    from .gaze import head_relative_angles
+    from vtb_gaze.gaze import head_relative_angles
     centres = renderer.eyeball_centres(rotation, t)
     return tuple(head_relative_angles(rotation.T @ (-centres[e] / np.linalg.norm(centres[e])))
                  for e in ("left", "right"))
@@ -82,7 +81,7 @@ def calibrate(run, renderer, k, t, frames=20):
 
 def run_gaze_eval(heads=HEADS, gaze_yaws=GAZE_YAWS, gaze_pitches=GAZE_PITCHES, approach=4, calibrated=True,
                   echo=print) -> dict:
-    from vtb_pose.render import HeadRenderer, default_intrinsics
+    from .render import HeadRenderer, default_intrinsics
     renderer = HeadRenderer()
     k = default_intrinsics(*SIZE)
     run = _Runner(k)
