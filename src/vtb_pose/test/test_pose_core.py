@@ -116,3 +116,59 @@ def test_pose_filter_first_sample_passes_through():
     fq, ft = PoseFilter()(q, t, 12.0)
     np.testing.assert_allclose(fq, q)
     np.testing.assert_allclose(ft, t)
+
+
+def with_depth(model, rotation, t, depth_scale):
+    """Landmarks as the mesh model gives them: pixels and a relative depth in the scale of x at
+    the face's distance (MediaPipe's convention), for a perspective camera K."""
+    cam = model @ rotation.T + t
+    px = project(model, rotation, t)
+    z_px = (cam[:, 2] - t[2]) * K[0, 0] / t[2] / depth_scale
+    return np.column_stack([px, z_px])
+
+
+@pytest.mark.parametrize("ypr", [(0, 0, 0), (30, -10, 5), (-60, 25, -20), (70, 0, 10)])
+def test_procrustes_recovers_a_known_pose_from_landmarks_with_depth(ypr):
+    est = HeadPoseEstimator()
+    assert est.method == "procrustes"
+    rotation, t = rotation_from_ypr(*ypr), np.array([0.04, -0.03, 0.6])
+    e = est.estimate(with_depth(est.model, rotation, t, est.depth_scale), K)
+    assert angle_between(e.rotation, rotation) < 1e-4  # arccos near 1: 1e-6 is float noise
+    np.testing.assert_allclose(e.translation, t, atol=1e-6)
+    assert e.reprojection_error_px < 1e-4
+    # the depth is what tells the turn: the same pixels with the depth of a frontal face give
+    # a smaller yaw, which is how PnP on pixels alone can read a real turned head short
+    flat = with_depth(est.model, rotation, t, est.depth_scale)
+    flat[:, 2] *= 0.5
+    if abs(ypr[0]) >= 30:
+        assert abs(ypr_from_rotation(est.estimate(flat, K).rotation)[0]) < abs(ypr[0]) - 3
+
+
+def test_procrustes_without_depth_falls_back_to_pnp_and_bad_input_gives_none():
+    est = HeadPoseEstimator()
+    rotation, t = rotation_from_ypr(20, 10, -5), [0.0, 0.0, 0.7]
+    e = est.estimate(project(est.model, rotation, t), K)  # (N, 2): no depth
+    assert angle_between(e.rotation, rotation) < 1e-3
+    lm = with_depth(est.model, rotation, np.array(t), est.depth_scale)
+    lm[5, 2] = np.nan
+    assert est.estimate(lm, K) is None
+    assert est.estimate(lm[:100], K) is None  # too few points for the scheme
+
+
+def test_metric_face_is_mediapipes_canonical_face_in_the_face_frame():
+    from vtb_detector.models import bundle_path
+    from vtb_pose.face_model import load_metric_face, read_geometry_metadata, LEFT_EYE_RING, RIGHT_EYE_RING
+    vertices, weights = read_geometry_metadata(
+        bundle_path("geometry_pipeline_metadata_landmarks.binarypb").read_bytes())
+    assert vertices.shape == (468, 3)
+    # MediaPipe's canonical face is symmetric about x = 0 and about 15 cm tall, in centimetres
+    assert abs(vertices[:, 0].sum()) < 1e-3 and 14 < np.ptp(vertices[:, 1]) < 20
+    assert vertices[1, 2] > vertices[234, 2] + 5, "the nose tip 5+ cm in front of the ears (z out of the face)"
+    assert len(weights) > 20 and all(0 <= i < 468 for i in weights)
+    model = load_metric_face(0.063)
+    origin, rot = face_frame(model)
+    np.testing.assert_allclose(origin, 0, atol=1e-9)
+    np.testing.assert_allclose(rot, np.eye(3), atol=1e-9)
+    eyes = model[LEFT_EYE_RING].mean(0) - model[RIGHT_EYE_RING].mean(0)
+    assert abs(np.linalg.norm(eyes) - 0.063) < 1e-9 and eyes[1] > 0, "the left eye on +y, 63 mm apart"
+    assert model[1, 0] > 0.03 and model[152, 2] < -0.1, "nose in front, chin below"

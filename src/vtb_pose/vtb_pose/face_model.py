@@ -4,14 +4,21 @@ Face frame (REP-155, REP-103 axes): origin between the eyes (the midpoint of the
 centres), x forward out of the face, y to the subject's left, z up. `face_frame()` builds it
 the same way for any 478-point set, so a model and a rendered head share one definition.
 
-The model: no package here ships MediaPipe's canonical face geometry, so the model is the mean
-of the face mesh's own 3D output (x, y in pixels, z relative depth in the same scale) over the
-real faces available offline (the astronaut and the six faces of the group photo), each taken
-into its own face frame and scaled so the pupils are `ipd` apart; `tools/build_face_model.py`
-makes `data/face_model_478.npy` and says how. No rclpy here.
+Two models:
+- `load_metric_face()`, what head pose uses: MediaPipe's metric canonical face (468 vertices in
+  centimetres, from the face geometry metadata of the Face Landmarker bundle that `./vtb models
+  fetch` unpacks), in its own face frame. On real labelled faces (AFLW2000-3D) it gives better
+  head pose than the mean face below, which is flatter than a real head (`./vtb eval real`).
+- `load_face_model()`: the mean of the face mesh's own 3D output (x, y in pixels, z relative
+  depth in the same scale) over the real faces available offline (the astronaut and the six
+  faces of the group photo), each taken into its own face frame and scaled so the pupils are
+  `ipd` apart; it has the 10 iris points the eye models need. `tools/build_face_model.py` makes
+  `data/face_model_478.npy` and says how.
+No rclpy here.
 """
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +68,77 @@ def load_face_model(ipd: float = DEFAULT_IPD_M) -> np.ndarray:
                                 f"rebuild it with `python tools/build_face_model.py`")
     model = np.load(MODEL_PATH).astype(np.float64)
     return model * (ipd / np.linalg.norm(model[LEFT_IRIS] - model[RIGHT_IRIS]))
+
+
+def _protobuf_fields(data: bytes):
+    """(field number, value) pairs of one protobuf message: varints as int, 32-bit as float,
+    length-delimited as bytes. The metadata is three small messages of MediaPipe's
+    (FaceGeometryPipelineMetadata > Mesh3d, WeightedLandmarkRef); no Python module for them ships
+    outside mediapipe, and the protobuf runtime cannot read them without one, so they are read
+    here (test_pose_core checks the result against mediapipe's own reader when it is there)."""
+    i = 0
+    while i < len(data):
+        key, i = _varint(data, i)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, i = _varint(data, i)
+        elif wire == 2:
+            n, i = _varint(data, i)
+            value, i = data[i:i + n], i + n
+        elif wire == 5:
+            value, i = struct.unpack_from("<f", data, i)[0], i + 4
+        elif wire == 1:
+            value, i = struct.unpack_from("<d", data, i)[0], i + 8
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire}")
+        yield field, value
+
+
+def _varint(data: bytes, i: int):
+    value = shift = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+
+def read_geometry_metadata(data: bytes):
+    """MediaPipe's FaceGeometryPipelineMetadata: (canonical mesh vertices (468, 3) in its own
+    axes (x to the subject's left, y up, z out of the face, centimetres), Procrustes landmark
+    weights {landmark index: weight})."""
+    vertices, weights = [], {}
+    for field, value in _protobuf_fields(data):
+        if field == 1:  # canonical_mesh: Mesh3d; vertex_buffer (3) holds x, y, z, u, v per vertex
+            mesh = list(_protobuf_fields(value))
+            vertex_type = dict((f, v) for f, v in mesh if f == 1).get(1, 0)
+            if vertex_type != 0:  # VERTEX_PT
+                raise ValueError(f"unexpected canonical mesh vertex type {vertex_type}")
+            vertices = [v for f, v in mesh if f == 3]
+        elif field == 2:  # procrustes_landmark_basis: WeightedLandmarkRef {landmark_id, weight}
+            ref = dict(_protobuf_fields(value))
+            weights[int(ref.get(1, 0))] = float(ref.get(2, 0.0))
+    vertices = np.array(vertices, np.float64).reshape(-1, 5)[:, :3]
+    if len(vertices) != 468:
+        raise ValueError(f"canonical mesh has {len(vertices)} vertices, expected 468")
+    return vertices, weights
+
+
+def load_metric_face(ipd: float = DEFAULT_IPD_M, models_dir=None) -> np.ndarray:
+    """MediaPipe's metric canonical face (478, 3) in metres in its face frame (REP-155 axes),
+    scaled so the eye-ring centres are `ipd` apart. It has no iris points: 468..477 are the
+    eye-ring centres (each iris's five points at its eye's centre)."""
+    from vtb_detector.models import bundle_path
+    path = bundle_path("geometry_pipeline_metadata_landmarks.binarypb", models_dir)
+    vertices, _ = read_geometry_metadata(path.read_bytes())
+    cam = vertices * np.array([1.0, -1.0, -1.0])  # to camera-like axes: x right, y down, z away
+    irises = [np.repeat(cam[ring].mean(0)[None], 5, 0) for ring in (RIGHT_EYE_RING, LEFT_EYE_RING)]
+    points = np.vstack([cam, *irises])
+    origin, rot = face_frame(points)
+    local = (points - origin) @ rot
+    return local * (ipd / np.linalg.norm(local[LEFT_EYE_RING].mean(0) - local[RIGHT_EYE_RING].mean(0)))
 
 
 def build_mean_face(landmark_sets, ipd: float = DEFAULT_IPD_M) -> np.ndarray:

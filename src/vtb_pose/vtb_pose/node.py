@@ -24,12 +24,16 @@ from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
 
 from .filters import PoseFilter
 from .frames import quaternion_wxyz, rotation_from_quaternion, ypr_from_rotation
-from .pnp import HeadPoseEstimator, default_intrinsics
+from .pnp import DEPTH_SCALE, HeadPoseEstimator, default_intrinsics
 from .tf_broadcast import TransformBroadcaster, make_transform
 
 PARAMETERS = [
     ("interpupillary_distance_m", 0.063, "distance between the pupils used to scale the 3D face model, metres"),
-    ("pnp_method", "sqpnp", "cv2.solvePnP method for a face's first frame: sqpnp, iterative or epnp (then refined)"),
+    ("pnp_method", "procrustes", "procrustes: align the metric face to the landmarks cast back to their own depth "
+     "(landmarks_z); sqpnp, iterative or epnp: cv2.solvePnP on the pixels alone (then refined; also used for "
+     "faces without landmarks_z)"),
+    ("depth_scale", DEPTH_SCALE, "procrustes: factor on the landmark model's relative depth (1 = MediaPipe's "
+     "'same scale as x'; see vtb_pose.pnp.DEPTH_SCALE for how the default was measured)"),
     ("filter", True, "One-Euro filter the pose (rotation on quaternions, translation on the vector)"),
     ("filter_min_cutoff", 0.3, "One-Euro minimum cutoff frequency, Hz (lower: steadier when still, more lag)"),
     ("filter_beta_rotation", 3.0, "One-Euro speed coefficient for rotation, per rad/s (higher: less lag when turning)"),
@@ -48,7 +52,8 @@ class PoseNode(Node):
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.p = p
-        self.estimator = HeadPoseEstimator(ipd_m=p["interpupillary_distance_m"], method=p["pnp_method"])
+        self.estimator = HeadPoseEstimator(ipd_m=p["interpupillary_distance_m"], method=p["pnp_method"],
+                                           depth_scale=p["depth_scale"])
         self.camera_matrix, self.dist = None, None
         self.states = {}          # face id -> (PoseFilter, last PoseEstimate)
         self.face_pubs = {}       # face id -> PoseStamped publisher
@@ -95,6 +100,8 @@ class PoseNode(Node):
                 pose_filter = PoseFilter(self.p["filter_min_cutoff"], self.p["filter_beta_rotation"],
                                          self.p["filter_beta_translation"])
             lm = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
+            if len(face.landmarks_z) == len(lm):  # the mesh's depth, for the procrustes method
+                lm = np.column_stack([lm, np.asarray(face.landmarks_z, np.float32)])
             estimate = self.estimator.estimate(lm, k, dist, guess=last)
             if estimate is None:
                 out.poses.append(HeadPose(face_id=face.id, valid=False))
