@@ -1,7 +1,7 @@
 """The vtb command line. ./vtb sets up the environment, then runs this inside it.
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
-    vtb detect IMAGE [--json]       faces in a still image
+    vtb detect IMAGE... [--json]    faces and head poses in still images
     vtb bench perception|detector|graph   speed against MediaPipe; the detector's naive vs fast
                                     path; the graph's latency and memory over DDS
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
@@ -58,41 +58,122 @@ def ensure_models() -> None:
         echo(f"models: done in {time.monotonic() - t0:.1f} s")
 
 
-def cmd_detect(args) -> int:
-    import cv2
-    from vtb_detector.pipeline import FacePipeline
+def detect_camera_matrix(width: int, height: int, focal_px: float | None = None):
+    """The camera matrix `vtb detect` assumes: vtb_pose.pnp.default_intrinsics (focal length =
+    image width, principal point = image centre); --focal sets fx = fy, the centre stays."""
+    from vtb_pose.pnp import default_intrinsics
+    k = default_intrinsics(width, height)
+    if focal_px is not None:
+        k[0, 0] = k[1, 1] = float(focal_px)
+    return k
 
-    bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
-    if bgr is None:
-        print(f"vtb detect: cannot read image {args.image}", file=sys.stderr)
-        return 2
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads)
+
+def pose_json(estimate) -> dict | None:
+    """A PoseEstimate as JSON, as the pose node publishes it (measured pose, no filter): the
+    face_<id> frame (REP-155) in the camera's optical frame, yaw/pitch/roll as vtb_msgs/HeadPose."""
+    if estimate is None:
+        return None
+    from vtb_pose.frames import quaternion_wxyz, ypr_from_rotation
+    w, x, y, z = (float(v) for v in quaternion_wxyz(estimate.rotation))
+    yaw, pitch, roll = ypr_from_rotation(estimate.rotation)
+    return {"position_m": [round(float(v), 5) for v in estimate.translation],
+            "orientation_xyzw": [round(v, 6) for v in (x, y, z, w)],
+            "yaw_deg": round(yaw, 2), "pitch_deg": round(pitch, 2), "roll_deg": round(roll, 2),
+            "reprojection_error_px": round(float(estimate.reprojection_error_px), 3)}
+
+
+def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2) -> tuple[list, list[dict], float, dict]:
+    """One image as a still: the pipeline's tracking reset first (no face seeds the next image),
+    then faces, landmarks and each face's head pose. passes > 1 runs the landmark model again
+    on crops from the previous pass's landmarks (the crop a tracked face gets in a video); a
+    face lost in a later pass keeps its earlier landmarks. Returns (FaceResults, faces as
+    JSON, ms, ms per stage summed over the passes)."""
+    import numpy as np
+    pipeline.reset()
     t0 = time.perf_counter()
     found = pipeline.process(rgb)
+    stages = dict(pipeline.timings)
+    for _ in range(passes - 1):
+        again = {f.id: f for f in pipeline.process(rgb)}
+        found = [again.get(f.id, f) for f in found]
+        stages = {k: v + pipeline.timings.get(k, 0.0) for k, v in stages.items()}
     ms = 1e3 * (time.perf_counter() - t0)
-    faces = [{"id": f.id, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
-              "landmark_confidence": round(float(f.presence), 4), "landmarks": len(f.landmarks),
-              "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in f.keypoints]}
-             for f in found]
-    if args.draw:
-        from vtb_detector.debug_draw import draw_faces
-        cv2.imwrite(str(args.draw), cv2.cvtColor(draw_faces(rgb, found), cv2.COLOR_RGB2BGR))
-    if args.json:
-        json.dump({"image": str(args.image), "width": rgb.shape[1], "height": rgb.shape[0], "model": args.model,
-                   "ms": round(ms, 3), "stages_ms": {k: round(v, 3) for k, v in pipeline.timings.items()},
-                   "faces": faces}, sys.stdout)
-        print()
-    else:
-        print(f"{args.image}: {rgb.shape[1]}x{rgb.shape[0]}, {len(faces)} face(s), {args.model}-range detector, "
-              f"{ms:.1f} ms (first run, models loaded)")
-        for f in faces:
-            x, y, w, h = f["box"]
-            print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} "
-                  f"landmarks={f['landmarks']} confidence={f['landmark_confidence']:.2f}")
+    faces = []
+    for f in found:
+        # as the pose node gets them: x, y pixels and the mesh's relative depth (landmarks_z)
+        estimate = estimator.estimate(np.asarray(f.landmarks, np.float32), camera_matrix)
+        faces.append({"id": f.id, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
+                      "landmark_confidence": round(float(f.presence), 4), "landmarks": len(f.landmarks),
+                      "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in f.keypoints],
+                      "pose": pose_json(estimate)})
+    return found, faces, ms, stages
+
+
+def format_pose(pose: dict | None) -> str:
+    if pose is None:
+        return "pose: none (the pose solve failed)"
+    x, y, z = pose["position_m"]
+    return (f"pose: yaw={pose['yaw_deg']:+.1f} pitch={pose['pitch_deg']:+.1f} roll={pose['roll_deg']:+.1f} deg, "
+            f"distance {(x * x + y * y + z * z) ** 0.5:.3f} m (x={x:+.3f} y={y:+.3f} z={z:.3f}), "
+            f"reprojection {pose['reprojection_error_px']:.2f} px")
+
+
+def cmd_detect(args) -> int:
+    """Faces in still images, each with its head pose: the face_<id> frame (REP-155: x forward
+    out of the face, y to the subject's left, z up) in the camera's optical frame (REP-103),
+    from the pose node's estimator, with focal length = image width (or --focal) and principal
+    point = image centre. One image: {"image": ..., "faces": [...]}; several: {"images": [...]}.
+    An unreadable image is reported on stderr, the others still run, and the exit code is 2."""
+    import cv2
+    from vtb_detector.pipeline import FacePipeline
+    from vtb_pose.pnp import HeadPoseEstimator
+
+    pipeline = estimator = None
+    results, failed = [], False
+    for n, path in enumerate(args.image):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            print(f"vtb detect: cannot read image {path}", file=sys.stderr)
+            results.append({"path": str(path), "error": "cannot read image"})
+            failed = True
+            continue
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        if pipeline is None:
+            pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads)
+            estimator = HeadPoseEstimator()  # as the pose node with its default parameters
+        first_run = all("error" in r for r in results)
+        height, width = rgb.shape[:2]
+        found, faces, ms, stages = detect_still(pipeline, estimator, rgb,
+                                                detect_camera_matrix(width, height, args.focal), args.passes)
+        result = {"path": str(path), "width": width, "height": height, "ms": round(ms, 3),
+                  "stages_ms": {k: round(v, 3) for k, v in stages.items()}, "faces": faces}
+        results.append(result)
+        draw = None
         if args.draw:
-            print(f"  drawn into {args.draw}")
-    return 0
+            from vtb_detector.debug_draw import draw_faces
+            draw = args.draw if len(args.image) == 1 else args.draw.with_name(f"{args.draw.stem}-{n}{args.draw.suffix}")
+            cv2.imwrite(str(draw), cv2.cvtColor(draw_faces(rgb, found), cv2.COLOR_RGB2BGR))
+        if not args.json:
+            print(f"{path}: {width}x{height}, {len(faces)} face(s), {args.model}-range detector, {ms:.1f} ms"
+                  + (" (first run, models loaded)" if first_run else ""))
+            for f in faces:
+                x, y, w, h = f["box"]
+                print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} "
+                      f"landmarks={f['landmarks']} confidence={f['landmark_confidence']:.2f}")
+                print(f"    {format_pose(f['pose'])}")
+            if draw:
+                print(f"  drawn into {draw}")
+    if args.json:
+        if len(args.image) == 1:
+            if failed:
+                return 2
+            r = results[0]
+            json.dump({"image": r["path"], "width": r["width"], "height": r["height"], "model": args.model,
+                       "ms": r["ms"], "stages_ms": r["stages_ms"], "faces": r["faces"]}, sys.stdout)
+        else:
+            json.dump({"model": args.model, "images": results}, sys.stdout)
+        print()
+    return 2 if failed else 0
 
 
 def report(result: dict, format_table, json_path) -> int:
@@ -201,13 +282,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="fetch and convert again even if present")
     p.set_defaults(func=cmd_models, needs_models=False)
 
-    p = sub.add_parser("detect", help="faces in a still image")
-    p.add_argument("image", type=Path)
+    p = sub.add_parser("detect", help="faces and head poses in still images",
+                       description="Faces in still images, each with its landmarks and head pose: the face_<id> "
+                                   "frame (REP-155: x forward out of the face, y to the subject's left, z up) "
+                                   "in the camera's optical frame (REP-103: x right, y down, z forward), as the "
+                                   "pose node publishes it. Focal length = image width unless --focal, principal "
+                                   "point = image centre. Each image is a still (tracking reset between images). "
+                                   "An unreadable image: reported on stderr, the others still run, exit code 2.")
+    p.add_argument("image", type=Path, nargs="+")
     p.add_argument("--model", choices=["short", "full"], default="short")
-    p.add_argument("--json", action="store_true", help='print {"faces": [...]} as JSON')
+    p.add_argument("--json", action="store_true",
+                   help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
+                        '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
+                        'yaw_deg, pitch_deg, roll_deg, reprojection_error_px} or null where the pose solve failed')
+    p.add_argument("--focal", type=float, metavar="PX",
+                   help="focal length in pixels (fx = fy) for the pose (default: the image width)")
+    p.add_argument("--passes", type=int, default=2, choices=[1, 2, 3],
+                   help="landmark passes per image: 1 = crop from the detection; 2 (default) = again on the "
+                        "crop from the first pass's landmarks, as tracking does (lower pose error on real photos)")
     p.add_argument("--max-faces", type=int, default=10, help="most faces to report (default 10)")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--draw", type=Path, metavar="OUT.png", help="also write the image with the faces drawn")
+    p.add_argument("--draw", type=Path, metavar="OUT.png",
+                   help="also write the image with the faces drawn (several images: OUT-0.png, OUT-1.png, ...)")
     p.set_defaults(func=cmd_detect, needs_models=True)
 
     p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast), "
