@@ -21,7 +21,7 @@ def astronaut_png(tmp_path, astronaut_rgb):
     return path
 
 
-@pytest.mark.parametrize("model", ["short", "full"])
+@pytest.mark.parametrize("model", ["short", "full", "auto"])
 def test_detect_json(astronaut_png, model):
     r = vtb("detect", astronaut_png, "--model", model, "--json")
     assert r.returncode == 0, r.stderr

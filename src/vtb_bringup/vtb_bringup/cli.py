@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "point = image centre. Each image is a still (tracking reset between images). "
                                    "An unreadable image: reported on stderr, the others still run, exit code 2.")
     p.add_argument("image", type=Path, nargs="+")
-    p.add_argument("--model", choices=["short", "full"], default="short")
+    p.add_argument("--model", choices=["short", "full", "auto"], default="short")
     p.add_argument("--json", action="store_true",
                    help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
                         '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
@@ -329,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole graph on a moving real face: live latency, avatar page, video, CSV")
     p.add_argument("--frames", type=int, default=150, help="frames to stream (default 150)")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
-    p.add_argument("--model", choices=["short", "full"], default="short")
+    p.add_argument("--model", choices=["short", "full", "auto"], default="short")
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")

@@ -18,7 +18,8 @@ ARGUMENTS = [
     ("namespace", "", "namespace of every vtb topic; empty: the YAML's (vtb)"),
     ("image_topic", "", "camera image topic the detector reads (camera_info is taken next to it); "
                         "empty: <namespace>/image"),
-    ("model", "", "face detector: short (within about 2 m) or full (far and small faces); empty: the YAML's"),
+    ("model", "", "face detector: short (within about 2 m), full (far and small faces) or auto (both); "
+                  "empty: the YAML's"),
     ("backend", "", "inference backend: auto (LiteRT on the CPU), litert or onnxruntime; empty: the YAML's"),
     ("provider", "", "ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu); empty: the YAML's"),
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "

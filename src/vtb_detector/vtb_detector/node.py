@@ -34,11 +34,14 @@ from .pipeline import FacePipeline
 IMAGE_QOS = qos_profile_sensor_data
 
 PARAMETERS = [
-    ("model", "short", "BlazeFace model: 'short' (faces within about 2 m) or 'full' (far and small faces, groups)"),
+    ("model", "short", "BlazeFace model: 'short' (faces within about 2 m), 'full' (far and small faces, groups; "
+                       "misses faces that fill the frame) or 'auto' (both on each detection frame, about 3 ms)"),
     ("score_threshold", -1.0, "minimum detection score, 0..1; negative uses the model's own (0.5)"),
     ("max_faces", 1, "most faces tracked at once"),
     ("redetect_every", 30, "run the detector every N frames while tracking, to find new faces (0: only when needed)"),
-    ("presence_threshold", 0.5, "a tracked face whose landmark presence score falls below this is lost"),
+    ("presence_threshold", 0.2, "a face whose landmark presence score falls below this is lost (0.2: small, "
+                                "blurred or partly hidden faces score 0.2-0.5 with their landmarks still on the face)"),
+    ("keep_id_frames", 10, "a face found where one was lost within this many frames gets the lost face's id back"),
     ("redetect_threshold", 0.8, "a presence score below this makes the next frame run the detector"),
     ("refine_iris", True, "run the iris model: 478 landmarks (MediaPipe layout) instead of 468"),
     ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
@@ -61,6 +64,7 @@ class DetectorNode(Node):
         self.pipeline = FacePipeline(
             detector=p["model"], max_faces=p["max_faces"], redetect_every=p["redetect_every"],
             presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
+            keep_id_frames=p["keep_id_frames"],
             refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
             score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=self.get_logger())
         self.scheme = Face.SCHEME_MEDIAPIPE_478 if p["refine_iris"] else Face.SCHEME_MEDIAPIPE_468

@@ -3,9 +3,12 @@ giving MediaPipe's 478-point layout with stable face ids.
 
 While a face is tracked its next crop comes from its own landmarks and the detector is
 skipped. The detector runs when nothing is tracked, every `redetect_every` frames (to find new
-faces), and on the frame after a tracked face's presence score drops below
-`redetect_threshold`. A face whose presence falls below `presence_threshold` is lost; if it
-comes back it is a new face with a new id. No rclpy here.
+faces), on the frame after a tracked face's presence score drops below `redetect_threshold`,
+and on the frame a tracked face is lost (its presence below `presence_threshold`), to find it
+again at once. A detection becomes a face only where the landmark model confirms it. A face
+found where one was lost within `keep_id_frames` frames (counted from the last frame the
+detector still saw a face there) takes the lost face's id; a face that comes back later or
+elsewhere is a new face with a new id. No rclpy here.
 """
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .blazeface import BlazeFaceDetector
+from .blazeface import face_detector
 from .landmarks import FaceMesh, IrisModel, Roi, refine_with_iris, roi_from_detection, roi_from_landmarks
 from .tracker import box_iou, new_face_id
 
@@ -46,6 +49,17 @@ class _Track:
     age: int = 0
 
 
+@dataclass
+class _Lost:
+    """A face the landmark model lost, kept so that a face found again at its place gets its
+    id back."""
+    id: str
+    score: float
+    age: int
+    box: list          # [x, y, w, h] where it was last seen: its landmarks, then detections there
+    unseen: int = 0    # frames since the detector last saw a face there
+
+
 def keypoints_from_landmarks(lm: np.ndarray) -> np.ndarray:
     a, b = KEYPOINTS_FROM_LANDMARKS if len(lm) >= 478 else KEYPOINTS_FROM_MESH
     return ((lm[a, :2] + lm[b, :2]) * 0.5).astype(np.float32)
@@ -53,67 +67,131 @@ def keypoints_from_landmarks(lm: np.ndarray) -> np.ndarray:
 
 class FacePipeline:
     def __init__(self, detector: str = "short", max_faces: int = 1, redetect_every: int = 30,
-                 presence_threshold: float = 0.5, redetect_threshold: float = 0.8,
+                 presence_threshold: float = 0.2, redetect_threshold: float = 0.8,
                  refine_iris: bool = True, backend: str = "auto", provider: str = "cpu",
-                 threads: int = 1, score_threshold: float | None = None, models_dir=None, logger=None):
-        self.detector = BlazeFaceDetector(detector, score_threshold, provider, threads, backend, models_dir, logger)
+                 threads: int = 1, score_threshold: float | None = None, models_dir=None, logger=None,
+                 keep_id_frames: int = 10):
+        self.detector = face_detector(detector, score_threshold, provider, threads, backend, models_dir, logger)
         self.mesh = FaceMesh(backend, provider, threads, models_dir, logger)
         self.iris = IrisModel(backend, provider, threads, models_dir, logger) if refine_iris else None
         self.max_faces = max_faces
         self.redetect_every = redetect_every
         self.presence_threshold = presence_threshold
         self.redetect_threshold = redetect_threshold
+        self.keep_id_frames = keep_id_frames
         self.tracks: list[_Track] = []
+        self.lost: list[_Lost] = []
         self.frames_since_detection = 0
         self.force_detection = True
         self.timings: dict[str, float] = {}   # ms per stage of the last frame
 
     def reset(self):
-        self.tracks, self.force_detection = [], True
+        self.tracks, self.lost, self.force_detection = [], [], True
 
     def _needs_detection(self) -> bool:
         return (self.force_detection or not self.tracks
                 or (self.redetect_every > 0 and self.frames_since_detection >= self.redetect_every))
 
-    def _add_detections(self, rgb):
-        detections = self.detector.detect(rgb)
-        self.frames_since_detection = 0
-        self.force_detection = False
-        tracked_boxes = [_roi_box(t.roi) for t in self.tracks]
-        taken = {t.id for t in self.tracks}
-        for det in detections:
-            if len(self.tracks) >= self.max_faces:
-                break
-            # a face already followed keeps its landmark-based crop (more precise) and its id
-            if any(box_iou(det.box, b) > 0.3 for b in tracked_boxes):
-                continue
-            fid = new_face_id(taken)
-            taken.add(fid)
-            self.tracks.append(_Track(fid, det.score, roi_from_detection(det)))
-
-    def process(self, rgb: np.ndarray) -> list[FaceResult]:
+    def _landmarks(self, rgb, rois):
         t0 = time.perf_counter()
-        detect_ms = 0.0
-        if self._needs_detection():
-            self._add_detections(rgb)
-            detect_ms = 1e3 * (time.perf_counter() - t0)
-        else:
-            self.frames_since_detection += 1
-
+        batch = self.mesh.crops(rgb, rois)
         t1 = time.perf_counter()
-        rois = [t.roi for t in self.tracks]
-        batch = self.mesh.crops(rgb, rois) if rois else None
-        t2 = time.perf_counter()
-        meshes = self.mesh.infer(batch, rois) if rois else []
-        t3 = time.perf_counter()
+        meshes = self.mesh.infer(batch, rois)
+        self.timings["crop"] += 1e3 * (t1 - t0)
+        self.timings["landmarks"] += 1e3 * (time.perf_counter() - t1)
+        return meshes
 
+    def _follow(self, rgb):
+        """The tracked faces, each from a crop around its previous landmarks. A face whose
+        presence falls below presence_threshold is lost: remembered where it was last seen."""
+        if not self.tracks:
+            return []
         kept = []
-        for track, (lm, presence) in zip(self.tracks, meshes):
+        for track, (lm, presence) in zip(self.tracks, self._landmarks(rgb, [t.roi for t in self.tracks])):
             if presence < self.presence_threshold:
-                continue  # lost: a later detection starts a new track with a new id
+                self.lost.append(_Lost(track.id, track.score, track.age, _roi_box(track.roi)))
+                continue
             if presence < self.redetect_threshold:
                 self.force_detection = True
             kept.append((track, lm, presence))
+        return kept
+
+    def _detect(self, rgb, kept):
+        """New faces: detections away from the faces kept, confirmed by the landmark model."""
+        t0 = time.perf_counter()
+        detections = self.detector.detect(rgb)
+        self.timings["detect"] += 1e3 * (time.perf_counter() - t0)
+        self.frames_since_detection = 0
+        free = self.max_faces - len(kept)
+        if free <= 0:
+            return []
+        boxes = [_landmark_box(lm) for _, lm, _ in kept]
+        # a face already followed keeps its landmark-based crop (more precise) and its id; two
+        # spare candidates beyond the free places, since the landmark model rejects some
+        # detections (the short-range model's false positives on a body, in 'auto')
+        fresh = [d for d in detections if all(box_iou(d.box, b) <= 0.3 for b in boxes)][:free + 2]
+        if not fresh:
+            return []
+        rois = [roi_from_detection(d) for d in fresh]
+        taken = {t.id for t, _, _ in kept} | {m.id for m in self.lost}
+        found = []
+        for det, roi, (lm, presence) in zip(fresh, rois, self._landmarks(rgb, rois)):
+            if len(found) >= free:
+                break
+            if presence < self.presence_threshold:
+                # no landmarks there (a small, blurred or covered face), but the detector still
+                # sees a face: a lost face's memory follows it until the landmarks come back
+                self._remember(det.box)
+                continue
+            # a face found again where one was lost a moment ago is that face: it keeps its id
+            # (the landmark model loses small or covered faces for a few frames at a time)
+            old = self._reclaim(_landmark_box(lm))
+            if old is not None:
+                track = _Track(old.id, old.score, roi, False, old.age)
+            else:
+                track = _Track(new_face_id(taken), det.score, roi)
+                taken.add(track.id)
+            found.append((track, lm, presence))
+        return found
+
+    def _match_lost(self, box):
+        """The lost face whose last place is nearest `box`, within one face size of it."""
+        cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+        best, best_d = None, None
+        for m in self.lost:
+            d = np.hypot(m.box[0] + m.box[2] / 2 - cx, m.box[1] + m.box[3] / 2 - cy)
+            if d < max(m.box[2], m.box[3]) and (best is None or d < best_d):
+                best, best_d = m, d
+        return best
+
+    def _remember(self, box):
+        m = self._match_lost(box)
+        if m is not None:
+            m.box, m.unseen = list(box), 0
+
+    def _reclaim(self, box):
+        m = self._match_lost(box)
+        if m is not None:
+            self.lost.remove(m)
+        return m
+
+    def process(self, rgb: np.ndarray) -> list[FaceResult]:
+        t0 = time.perf_counter()
+        self.timings = {"detect": 0.0, "crop": 0.0, "landmarks": 0.0}
+        detect = self._needs_detection()   # decided by the previous frame
+        if detect:
+            self.force_detection = False
+        kept = self._follow(rgb)
+        # the detector also runs on the frame a tracked face is lost, so a face that slipped out
+        # of its crop (a fast head, blur) is found again on this frame rather than the next
+        if detect or len(kept) < len(self.tracks):
+            kept += self._detect(rgb, kept)
+        else:
+            self.frames_since_detection += 1
+        # a lost face the detector has not seen at its place for keep_id_frames is forgotten
+        for m in self.lost:
+            m.unseen += 1
+        self.lost = [m for m in self.lost if m.unseen <= self.keep_id_frames]
         kept = _drop_duplicates(kept)
         t3b = time.perf_counter()
 
@@ -127,9 +205,8 @@ class FacePipeline:
                                       keypoints_from_landmarks(full), full, presence, track.tracked))
             self.tracks.append(_Track(track.id, track.score, roi_from_landmarks(full), True, track.age + 1))
         t6 = time.perf_counter()
-        # crop: the face crop; landmarks: the mesh; iris: eye crops and the iris model
-        self.timings = {"detect": detect_ms, "crop": 1e3 * (t2 - t1), "landmarks": 1e3 * (t3 - t2),
-                        "iris": 1e3 * (t5 - t3b), "total": 1e3 * (t6 - t0)}
+        # crop: the face crops; landmarks: the mesh; iris: eye crops and the iris model
+        self.timings.update({"iris": 1e3 * (t5 - t3b), "total": 1e3 * (t6 - t0)})
         return results
 
 
