@@ -17,7 +17,8 @@ from vtb_pose.face_model import MODEL_PATH, build_mean_face, to_face_frame
 
 
 def landmarks_of(rgb, model, faces):
-    pipeline = FacePipeline(detector=model, max_faces=faces)
+    # the mesh + iris, the landmarks data/face_model_478.npy was built from (the gaze node's eye model)
+    pipeline = FacePipeline(detector=model, max_faces=faces, landmark_model="face_mesh")
     pipeline.process(rgb)
     found = pipeline.process(rgb)  # second pass: crops from the landmarks, as when tracking
     return [f.landmarks for f in found]

@@ -20,6 +20,8 @@ ARGUMENTS = [
                         "empty: <namespace>/image"),
     ("model", "", "face detector: short (within about 2 m), full (far and small faces) or auto (both); "
                   "empty: the YAML's"),
+    ("landmark_model", "", "landmark model: face_mesh (468-point mesh + iris) or face_landmarker (MediaPipe "
+                           "Face Landmarker's 478 points; LiteRT only); empty: the YAML's"),
     ("backend", "", "inference backend: auto (LiteRT on the CPU), litert or onnxruntime; empty: the YAML's"),
     ("provider", "", "ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu); empty: the YAML's"),
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "
@@ -131,7 +133,8 @@ def resolve(arguments: dict | None = None) -> list[NodeSpec]:
             raise GraphError(f"graph config {path}: a node lacks {', '.join(missing)}: {entry}")
         params = dict(entry.get("parameters") or {})
         if entry["package"] == "vtb_detector":
-            params.update({name: args[name] for name in ("model", "backend", "provider") if args[name]})
+            params.update({name: args[name] for name in ("model", "landmark_model", "backend", "provider")
+                           if args[name]})
         if entry["package"] == "vtb_bridge":
             if bridge_outputs is not None:
                 params.update(bridge_outputs)

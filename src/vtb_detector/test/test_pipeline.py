@@ -117,3 +117,33 @@ def test_roi_maps_crop_and_image_coordinates_both_ways(flip):
     np.testing.assert_allclose(back[:, 2], pts[:, 2] * 50 / 64, rtol=1e-6)
     # the crop's centre is the ROI's centre
     np.testing.assert_allclose(roi.to_image(np.array([[32.0, 32.0]]), 64, flip)[0], [100, 80], atol=1e-4)
+
+
+def test_landmark_models_give_the_same_layout_and_the_landmarker_runs_on_litert_only(astronaut_rgb):
+    mesh = FacePipeline(backend="litert")
+    assert mesh.landmark_model == "face_mesh" and mesh.iris is not None
+    landmarker = FacePipeline(backend="litert", landmark_model="face_landmarker")
+    assert landmarker.mesh.points == 478 and landmarker.mesh.size == 256 and landmarker.iris is None
+    with pytest.raises(ValueError, match="face_mesh"):
+        FacePipeline(backend="onnxruntime", landmark_model="face_landmarker")
+    with pytest.raises(ValueError, match="landmark_model"):
+        FacePipeline(landmark_model="dlib")
+    # both give MediaPipe's 478-point layout on the same face, close to each other and to
+    # MediaPipe's own
+    a = landmarker.process(astronaut_rgb)[0].landmarks
+    b = mesh.process(astronaut_rgb)[0].landmarks
+    assert a.shape == b.shape == (478, 3)
+    assert np.median(distances(a, b)) < 3.0 and distances(a[468:], b[468:]).mean() < 2.0
+    assert np.median(distances(a, REF_478)) < 3.0
+
+def test_a_still_is_processed_the_same_whatever_came_before(astronaut_rgb):
+    pipeline = FacePipeline(max_faces=5)
+    first = pipeline.process_still(astronaut_rgb)
+    pipeline.process_still(astronaut_rgb[:, ::-1].copy())  # another image in between
+    again = pipeline.process_still(astronaut_rgb)
+    assert len(first) == len(again) == 1
+    np.testing.assert_allclose(first[0].landmarks, again[0].landmarks, atol=1e-4)
+    # the second pass starts from the first pass's landmarks, so it differs from one pass
+    one = pipeline.process_still(astronaut_rgb, passes=1)[0].landmarks
+    assert 0 < np.abs(one - first[0].landmarks).max()
+    assert set(pipeline.timings) >= {"detect", "landmarks", "total"}

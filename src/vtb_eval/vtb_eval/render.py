@@ -164,9 +164,11 @@ def default_background(size=(640, 480)) -> np.ndarray:
 
 def photo_landmarks(photo: np.ndarray) -> np.ndarray:
     """The 478 landmarks of the one face in a photo, from vtb's pipeline (second pass: the crop
-    from the first pass's landmarks, as when tracking)."""
+    from the first pass's landmarks, as when tracking). Always the 468-point mesh + iris, the
+    model the head was built and checked with: the ground truth must not move when the
+    tracker's default landmark model changes (it is the thing measured on the renders)."""
     from vtb_detector.pipeline import FacePipeline
-    pipeline = FacePipeline()
+    pipeline = FacePipeline(landmark_model="face_mesh")
     pipeline.process(photo)
     faces = pipeline.process(photo)
     if len(faces) != 1:
