@@ -39,7 +39,7 @@ def cmd_models(args) -> int:
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
-        print(f"models: all {2 * len(models.MODELS)} model files and {len(sample_images.SAMPLES)} sample image(s) "
+        print(f"models: all {2 * len(models.MODELS) + len(models.BUNDLE_FILES)} model files and {len(sample_images.SAMPLES)} sample image(s) "
               f"in {models.models_dir()} match their sha256")
     return 1 if problems else 0
 
@@ -83,20 +83,13 @@ def pose_json(estimate) -> dict | None:
 
 
 def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2) -> tuple[list, list[dict], float, dict]:
-    """One image as a still: the pipeline's tracking reset first (no face seeds the next image),
-    then faces, landmarks and each face's head pose. passes > 1 runs the landmark model again
-    on crops from the previous pass's landmarks (the crop a tracked face gets in a video); a
-    face lost in a later pass keeps its earlier landmarks. Returns (FaceResults, faces as
-    JSON, ms, ms per stage summed over the passes)."""
+    """One image as a still (FacePipeline.process_still: tracking reset, `passes` landmark
+    passes), then each face's head pose. Returns (FaceResults, faces as JSON, ms, ms per stage
+    summed over the passes)."""
     import numpy as np
-    pipeline.reset()
     t0 = time.perf_counter()
-    found = pipeline.process(rgb)
+    found = pipeline.process_still(rgb, passes)
     stages = dict(pipeline.timings)
-    for _ in range(passes - 1):
-        again = {f.id: f for f in pipeline.process(rgb)}
-        found = [again.get(f.id, f) for f in found]
-        stages = {k: v + pipeline.timings.get(k, 0.0) for k, v in stages.items()}
     ms = 1e3 * (time.perf_counter() - t0)
     faces = []
     for f in found:
@@ -139,7 +132,8 @@ def cmd_detect(args) -> int:
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if pipeline is None:
-            pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads)
+            pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads,
+                                    landmark_model=args.landmark_model)
             estimator = HeadPoseEstimator()  # as the pose node with its default parameters
         first_run = all("error" in r for r in results)
         height, width = rgb.shape[:2]
@@ -203,7 +197,22 @@ def cmd_bench(args) -> int:
     return report(result, format_table, args.json)
 
 
+def default_real_data() -> Path:
+    """../shared/realdata beside the checkout (where the project keeps its real labelled sample)."""
+    return repo_root().resolve().parent / "shared" / "realdata"
+
+
 def cmd_eval(args) -> int:
+    if args.what == "real":
+        from vtb_eval.real import format_table, run_real_eval
+        data = args.data or default_real_data()
+        if not data.is_dir():
+            print(f"vtb eval real: no real data at {data}: pass --data DIR, a folder laid out like "
+                  f"../shared/realdata or an AFLW2000-3D folder (imageNNNNN.jpg + .mat)", file=sys.stderr)
+            return 2
+        result = run_real_eval(data, model=args.model, landmark_model=args.landmark_model,
+                               with_mediapipe=not args.no_mediapipe, echo=lambda m: print(m, file=sys.stderr))
+        return report(result, format_table, args.json)
     if args.what == "gaze":
         from vtb_eval.gaze_eval import format_table, run_gaze_eval
         return report(run_gaze_eval(echo=lambda m: print(m, file=sys.stderr)), format_table, args.json)
@@ -291,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "An unreadable image: reported on stderr, the others still run, exit code 2.")
     p.add_argument("image", type=Path, nargs="+")
     p.add_argument("--model", choices=["short", "full", "auto"], default="short")
+    p.add_argument("--landmark-model", choices=["face_mesh", "face_landmarker"], default="face_mesh",
+                   help="landmark model (default face_mesh: 468-point mesh + iris)")
     p.add_argument("--json", action="store_true",
                    help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
                         '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
@@ -319,9 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 
-    p = sub.add_parser("eval", help="accuracy on renders of known ground truth: pose, gaze")
-    p.add_argument("what", choices=["pose", "gaze"])
-    p.add_argument("--method", default="sqpnp", choices=["sqpnp", "iterative", "epnp"], help="PnP method reported")
+    p = sub.add_parser("eval", help="accuracy: pose, gaze on renders of known ground truth; real on real "
+                                     "labelled faces and videos, beside MediaPipe and a 6-point PnP")
+    p.add_argument("what", choices=["pose", "gaze", "real"])
+    p.add_argument("--method", default="procrustes", choices=["procrustes", "sqpnp", "iterative", "epnp"],
+                   help="pose: the head-pose method reported")
+    p.add_argument("--data", type=Path, help="real: the data folder (default ../shared/realdata beside the checkout)")
+    p.add_argument("--model", default="short", choices=["short", "full", "auto"],
+                   help="real: vtb's detector model for the stills (default short; the videos run all three)")
+    p.add_argument("--landmark-model", default="face_mesh", choices=["face_mesh", "face_landmarker"],
+                   help="real: vtb's landmark model (default face_mesh)")
+    p.add_argument("--no-mediapipe", action="store_true", help="real: skip the MediaPipe peer")
     p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_eval, needs_models=True)

@@ -8,7 +8,8 @@ vtb, so mediapipe_peer.py starts it as a subprocess with that venv's python:
 
 FRAMES.npy: (N, H, W, 3) uint8 RGB. RESULT.npz holds `times_ms` (N,), `landmarks` (N, K, 2)
 float32 in pixels of the frame (NaN where no face), `z` (N, K) MediaPipe's relative depth scaled
-like x (pixels), `version`.
+like x (pixels), `version`, and `faces` (N, max_faces, K, 3): every face found, x, y, z as above
+(NaN rows where fewer faces were found).
 """
 import argparse
 import time
@@ -36,6 +37,7 @@ def main():
     landmarks = np.full((n, k, 2), np.nan, np.float32)
     z = np.full((n, k), np.nan, np.float32)
     times_ms = np.zeros(n, np.float64)
+    faces = np.full((n, args.max_faces, k, 3), np.nan, np.float32)
 
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=bool(args.static),
                                          max_num_faces=args.max_faces,
@@ -49,16 +51,15 @@ def main():
             t0 = time.perf_counter()
             result = mesh.process(frame)
             times_ms[i] = (time.perf_counter() - t0) * 1e3
-            if result.multi_face_landmarks:
-                # the first face only: vtb's benchmark and reference are single-face
-                points = result.multi_face_landmarks[0].landmark
-                xyz = np.array([(p.x, p.y, p.z) for p in points], np.float32)
+            for j, face in enumerate((result.multi_face_landmarks or [])[:args.max_faces]):
+                xyz = np.array([(p.x, p.y, p.z) for p in face.landmark], np.float32)
                 # normalized image coordinates (0 = left/top edge, 1 = right/bottom edge)
                 # to pixels; MediaPipe scales z like x
-                landmarks[i] = xyz[:, :2] * (w, h)
-                z[i] = xyz[:, 2] * w
+                faces[i, j] = xyz * (w, h, w)
+            # landmarks and z: the first face (vtb's benchmark and reference are single-face)
+            landmarks[i], z[i] = faces[i, 0, :, :2], faces[i, 0, :, 2]
 
-    np.savez(args.result, times_ms=times_ms, landmarks=landmarks, z=z,
+    np.savez(args.result, times_ms=times_ms, landmarks=landmarks, z=z, faces=faces,
              version=np.array(mp.__version__))
 
 

@@ -125,7 +125,8 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
     "version": str}. K is 478 with refine_landmarks, else 468. times_ms is the wall time of each
     FaceMesh.process call. Landmarks are MediaPipe's normalized coordinates times the frame's
     width and height (0 is the image's left/top edge, so pixel i's centre is at i + 0.5); rows
-    are NaN where no face was found; the first face only.
+    are NaN where no face was found; the first face only. "faces" (N, max_num_faces, K, 3): every
+    face found, x, y as above and z, NaN rows for faces not found.
 
     Warm-up: before the timed pass the first `warmup` frames are processed once, backwards, so
     one-time costs (allocations, XNNPACK packing) are paid and, in video mode, the tracker
@@ -153,6 +154,6 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
                                f"{' '.join(map(str, cmd))}") from None
         with np.load(tmp / "result.npz") as r:
             return {"times_ms": r["times_ms"].tolist(), "landmarks": r["landmarks"],
-                    "z": r["z"], "version": str(r["version"])}
+                    "z": r["z"], "faces": r["faces"], "version": str(r["version"])}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
