@@ -98,8 +98,8 @@ class FacePipeline:
         from the previous pass's landmarks, the crop a tracked face gets in a video (closer to
         the labels on real photos: ./vtb eval real). The first pass keeps every face the
         detector confirms whatever its presence: from a detector's box a turned face's crop is
-        poor (a 71-degree profile of AFLW2000-3D: presence 0.04, then 0.42 from its own
-        landmarks), so the later pass's presence decides. A face lost in a later pass keeps
+        poor (a 71-degree profile of AFLW2000-3D with the Face Landmarker's model: presence
+        0.04, then 0.42 from its own landmarks), so the later pass's presence decides. A face lost in a later pass keeps
         its earlier landmarks if they passed presence_threshold. timings sums the passes."""
         self.reset()
         threshold = self.presence_threshold

@@ -28,7 +28,7 @@ from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
-from vtb_pose.face_model import load_face_model
+from vtb_pose.face_model import load_metric_face
 from vtb_pose.frames import rotation_from_quaternion
 from vtb_pose.pnp import default_intrinsics
 from vtb_pose.tf_broadcast import TransformBroadcaster, make_transform
@@ -64,7 +64,8 @@ class GazeNode(Node):
         p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.p = p
-        self.model = load_face_model(p["interpupillary_distance_m"])
+        # the face the pose node's estimator uses: the eyeballs sit in the frame it defines
+        self.model = load_metric_face(p["interpupillary_distance_m"])
         self.gazes = {}        # face id -> GazeEstimator (per-user calibration)
         self.states = {}       # face id -> FaceStateEstimator
         self.pending = {}      # stamp -> (FaceArray, arrival time)
