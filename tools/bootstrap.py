@@ -43,7 +43,10 @@ def log(msg):
 
 
 def run(cmd, **kw):
+    """A setup step; its output goes to stderr like the rest of setup's, so a command's own
+    stdout (`./vtb detect --json`) stays what the command printed even when setup ran first."""
     log("$ " + " ".join(str(c) for c in cmd))
+    kw.setdefault("stdout", sys.stderr)
     subprocess.run([str(c) for c in cmd], check=True, **kw)
 
 

@@ -36,3 +36,14 @@ def test_activate_script_gives_a_working_ros_environment():
     r = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == str(ROOT / "install" / "vtb_pose")
+
+
+def test_setup_steps_print_on_stderr_so_a_commands_stdout_stays_its_own():
+    """colcon's build log on stdout broke `./vtb detect --json | ...` on the first call after a
+    source change: every setup step's output goes to stderr."""
+    import sys
+    code = ("import sys; sys.path.insert(0, 'tools'); import bootstrap; "
+            "bootstrap.run([sys.executable, '-c', 'print(\"from a setup step\")'])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "" and "from a setup step" in r.stderr
