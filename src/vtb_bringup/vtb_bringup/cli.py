@@ -39,7 +39,7 @@ def cmd_models(args) -> int:
     for p in problems:
         print(p, file=sys.stderr)
     if not problems:
-        print(f"models: all {2 * len(models.MODELS) + len(models.BUNDLE_FILES)} model files and {len(sample_images.SAMPLES)} sample image(s) "
+        print(f"models: all {2 * len(models.MODELS) + len(models.BUNDLE_FILES) + 1} model files and {len(sample_images.SAMPLES)} sample image(s) "
               f"in {models.models_dir()} match their sha256")
     return 1 if problems else 0
 
@@ -132,8 +132,12 @@ def cmd_detect(args) -> int:
             continue
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         if pipeline is None:
+            options = None
+            if args.model == "retinaface":
+                options = {"scale": args.detector_scale,
+                           "drop_levels": [int(v) for v in args.drop_levels.split(",") if v.strip()]}
             pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads,
-                                    landmark_model=args.landmark_model)
+                                    landmark_model=args.landmark_model, detector_options=options)
             estimator = HeadPoseEstimator()  # as the pose node with its default parameters
         first_run = all("error" in r for r in results)
         height, width = rgb.shape[:2]
@@ -148,7 +152,8 @@ def cmd_detect(args) -> int:
             draw = args.draw if len(args.image) == 1 else args.draw.with_name(f"{args.draw.stem}-{n}{args.draw.suffix}")
             cv2.imwrite(str(draw), cv2.cvtColor(draw_faces(rgb, found), cv2.COLOR_RGB2BGR))
         if not args.json:
-            print(f"{path}: {width}x{height}, {len(faces)} face(s), {args.model}-range detector, {ms:.1f} ms"
+            print(f"{path}: {width}x{height}, {len(faces)} face(s), "
+                  f"{args.model + '-range' if args.model in ('short', 'full') else args.model} detector, {ms:.1f} ms"
                   + (" (first run, models loaded)" if first_run else ""))
             for f in faces:
                 x, y, w, h = f["box"]
@@ -192,8 +197,11 @@ def cmd_bench(args) -> int:
         result = run_graph_bench(seconds=args.seconds, executor=args.executor,
                                  echo=lambda m: print(m, file=sys.stderr))
     else:
+        from vtb_eval.datasets import videos
         from vtb_eval.detector_bench import format_table, run_detector_bench
-        result = run_detector_bench()
+        # the shared clips when they are beside the checkout (faces kept per level variant)
+        clips = videos(default_real_data()) if default_real_data().is_dir() else []
+        result = run_detector_bench(clips=clips, echo=lambda m: print(m, file=sys.stderr))
     return report(result, format_table, args.json)
 
 
@@ -299,7 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "point = image centre. Each image is a still (tracking reset between images). "
                                    "An unreadable image: reported on stderr, the others still run, exit code 2.")
     p.add_argument("image", type=Path, nargs="+")
-    p.add_argument("--model", choices=["short", "full", "auto"], default="short")
+    p.add_argument("--model", choices=["short", "full", "auto", "retinaface"], default="short")
+    p.add_argument("--detector-scale", type=float, default=1.0,
+                   help="retinaface: resize factor of the image before the network (default 1.0)")
+    p.add_argument("--drop-levels", default="", metavar="STRIDES",
+                   help="retinaface: comma list of pyramid strides to skip, e.g. 8 (default none)")
     p.add_argument("--landmark-model", choices=["face_mesh", "face_landmarker"], default="face_mesh",
                    help="landmark model (default face_mesh: 468-point mesh + iris)")
     p.add_argument("--json", action="store_true",
@@ -336,7 +348,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="procrustes", choices=["procrustes", "sqpnp", "iterative", "epnp"],
                    help="pose: the head-pose method reported")
     p.add_argument("--data", type=Path, help="real: the data folder (default ../shared/realdata beside the checkout)")
-    p.add_argument("--model", default="short", choices=["short", "full", "auto"],
+    p.add_argument("--model", default="short", choices=["short", "full", "auto", "retinaface"],
                    help="real: vtb's detector model for the stills (default short; the videos run all three)")
     p.add_argument("--landmark-model", default="face_mesh", choices=["face_mesh", "face_landmarker"],
                    help="real: vtb's landmark model (default face_mesh)")
@@ -348,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole graph on a moving real face: live latency, avatar page, video, CSV")
     p.add_argument("--frames", type=int, default=150, help="frames to stream (default 150)")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
-    p.add_argument("--model", choices=["short", "full", "auto"], default="short")
+    p.add_argument("--model", choices=["short", "full", "auto", "retinaface"], default="short")
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")

@@ -18,7 +18,8 @@ ARGUMENTS = [
     ("namespace", "", "namespace of every vtb topic; empty: the YAML's (vtb)"),
     ("image_topic", "", "camera image topic the detector reads (camera_info is taken next to it); "
                         "empty: <namespace>/image"),
-    ("model", "", "face detector: short (within about 2 m), full (far and small faces) or auto (both); "
+    ("model", "", "face detector: short (within about 2 m), full (far and small faces), auto (both) or "
+                  "retinaface (trained RetinaFace; scale and levels in the YAML); "
                   "empty: the YAML's"),
     ("landmark_model", "", "landmark model: face_mesh (468-point mesh + iris) or face_landmarker (MediaPipe "
                            "Face Landmarker's 478 points; LiteRT only); empty: the YAML's"),

@@ -149,6 +149,32 @@ def test_retinaface_anchors_match_pytorch_retinaface_priorbox():
         assert plan.total_full == len(ref)
 
 
+def test_per_level_anchor_offsets_put_every_level_at_its_own_centres(tmp_path):
+    """insightface-style anchors: a fixed 7.5 px offset + index * stride on every level, i.e. a
+    different fraction of the stride per level. One shared offset would put stride 16 and 32
+    boxes 3.5 and 11.5 px off; planted faces on all three levels must come back exactly."""
+    offsets = tuple(7.5 / s for s in (8, 16, 32))
+    config = AnchorDetectorConfig(anchor_offset=offsets)
+    plan = make_plan(config, H, W)
+    for lv in plan.levels:
+        first_row = lv.anchors[: lv.grid[1] * 2 : 2, :2]   # grid row 0, one anchor per location
+        np.testing.assert_allclose(first_row[:, 0], 7.5 + np.arange(lv.grid[1]) * lv.stride)
+        np.testing.assert_allclose(first_row[:, 1], 7.5)
+    planted = faces()
+    found = AnchorDetector(write(tmp_path, planted_model(config, planted, H, W)), config).detect(
+        np.zeros((H, W, 3), np.uint8))
+    assert_recovers(found, planted)
+    # read with one offset for all levels, the other levels' boxes move
+    shared = AnchorDetector(write(tmp_path, planted_model(config, planted, H, W), "b.onnx"),
+                            AnchorDetectorConfig(anchor_offset=offsets[0])).detect(np.zeros((H, W, 3), np.uint8))
+    by_score = {round(d.score, 4): d for d in shared}
+    for face in planted:
+        moved = np.abs(by_score[round(face.score, 4)].box[:2] - np.array(face.box[:2])).max()
+        assert (moved > 3) == (face.placed["stride"] != 8), (face.placed, moved)
+    with pytest.raises(ValueError, match="anchor_offset"):
+        AnchorDetectorConfig(anchor_offset=(0.5, 0.5))
+
+
 def test_scrfd_anchors_are_insightface_centres():
     config = AnchorDetectorConfig.from_dict({"preset": "scrfd"})
     plan = make_plan(config, 64, 96)

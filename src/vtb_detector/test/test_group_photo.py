@@ -23,7 +23,7 @@ def group_rgb():
     return load_sample_rgb("group_t1")
 
 
-def assert_six_faces(found, tolerance=15.0):
+def assert_six_faces(found, tolerance=15.0, max_side=140):
     centres = np.array([d.center for d in found])
     assert len(found) == 6, f"{len(found)} faces: {[d.box.round().tolist() for d in found]}"
     # one-to-one: every measured face has exactly one detection near it
@@ -31,7 +31,7 @@ def assert_six_faces(found, tolerance=15.0):
     assert np.all(dist.min(0) < tolerance), f"centre errors {dist.min(0).round(1)}"
     assert sorted(dist.argmin(0).tolist()) == list(range(6)), "each face found once"
     for d in found:
-        assert 85 <= d.box[2] <= 140 and 85 <= d.box[3] <= 140, d.box
+        assert 85 <= d.box[2] <= max_side and 85 <= d.box[3] <= max_side, d.box
 
 
 def test_group_photo_is_the_expected_image(group_rgb):
@@ -136,3 +136,48 @@ def test_multiscale_merges_what_each_scale_finds():
     detectors = {1.0: Fixed([a]), 2.0: Fixed([a_again, b])}
     merged = detect_multiscale(detectors.__getitem__, np.zeros((8, 8, 3), np.uint8), scales=(1.0, 2.0))
     assert [id(d) for d in merged] == [id(a_again), id(b)]
+
+
+def test_trained_retinaface_finds_the_six_faces_with_landmarks(group_rgb):
+    from vtb_detector.anchor_detector import retinaface_detector
+    found = retinaface_detector().detect(group_rgb)
+    # RetinaFace's boxes reach higher and lower than BlazeFace's (FACES): centres up to 25 px off
+    assert_six_faces(found, tolerance=25.0, max_side=180)
+    for d in found:
+        x, y, w, h = d.box
+        k = d.keypoints
+        assert k.shape == (5, 2)
+        assert np.all((k >= [x, y]) & (k <= [x + w, y + h])), "landmarks inside the face box"
+        assert k[0, 0] < k[1, 0] and k[2, 1] > k[:2, 1].max() and k[3:, 1].min() > k[2, 1], \
+            "eyes (image-left first), then the nose below, the mouth corners below it"
+
+
+def test_retinaface_in_the_pipeline_seeds_the_landmarks(group_rgb):
+    from vtb_detector.pipeline import FacePipeline
+    faces = FacePipeline(detector="retinaface", max_faces=10).process_still(group_rgb)
+    # their boxes are the landmarks' (chin to forehead): centres up to 25 px from BlazeFace's
+    assert_six_faces([Detection(f.box, f.score, f.keypoints) for f in faces], tolerance=25.0, max_side=180)
+    assert all(f.landmarks.shape == (478, 3) and f.presence > 0.5 for f in faces)
+
+
+def test_cutting_the_small_face_level_out_of_the_network_keeps_these_faces(group_rgb):
+    """drop_levels=(8,) cuts the stride-8 heads out of the network itself (the seed's
+    'fewer levels for middle-close faces'): the ~100 px faces are found by strides 16 and 32
+    alike, with the same boxes; a smaller graph, not only fewer anchors decoded."""
+    import onnx
+    from vtb_detector.anchor_detector import AnchorDetectorConfig, retinaface_detector, without_levels
+    from vtb_detector.models import retinaface_path
+    full = retinaface_detector(scale=0.5)
+    cut = retinaface_detector(scale=0.5, drop_levels=(8,))
+    assert cut.config.strides == (16, 32) and cut.config.min_sizes == ((64, 128), (256, 512))
+    a, b = full.detect(group_rgb), cut.detect(group_rgb)
+    assert_six_faces(b, tolerance=25.0, max_side=180)
+    for d in b:
+        best = min(a, key=lambda e: np.abs(e.box - d.box).max())
+        np.testing.assert_allclose(best.box, d.box, atol=0.5)
+    whole = onnx.load(str(retinaface_path()))
+    pruned, _ = without_levels(whole, AnchorDetectorConfig(), (8,))
+    assert len(pruned.graph.node) < len(whole.graph.node) - 10
+    assert len(onnx.load(str(retinaface_path())).graph.node) == len(whole.graph.node), "the input model untouched"
+    with pytest.raises(ValueError, match="drop some but not all"):
+        without_levels(whole, AnchorDetectorConfig(), (8, 16, 32))

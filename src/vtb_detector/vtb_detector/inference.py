@@ -26,6 +26,7 @@ BACKENDS = ("auto", "litert", "onnxruntime")
 
 
 def create_session(path, provider: str = "cpu", threads: int = 1, logger=None) -> ort.InferenceSession:
+    """An ONNX Runtime session on a model file (or serialised model bytes)."""
     logger = logger or logging.getLogger("vtb.inference")
     if provider not in PROVIDERS:
         raise ValueError(f"provider must be one of {sorted(PROVIDERS)}, got {provider!r}")
@@ -41,7 +42,9 @@ def create_session(path, provider: str = "cpu", threads: int = 1, logger=None) -
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+    # a path, or a serialised model (bytes: e.g. a network with pyramid levels cut out)
+    model = path if isinstance(path, bytes) else str(path)
+    return ort.InferenceSession(model, sess_options=opts, providers=wanted)
 
 
 def litert_available() -> bool:

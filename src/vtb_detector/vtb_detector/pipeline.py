@@ -71,8 +71,10 @@ class FacePipeline:
                  presence_threshold: float = 0.2, redetect_threshold: float = 0.8,
                  refine_iris: bool = True, backend: str = "auto", provider: str = "cpu",
                  threads: int = 1, score_threshold: float | None = None, models_dir=None, logger=None,
-                 keep_id_frames: int = 10, landmark_model: str = "face_mesh"):
-        self.detector = face_detector(detector, score_threshold, provider, threads, backend, models_dir, logger)
+                 keep_id_frames: int = 10, landmark_model: str = "face_mesh", detector_options: dict | None = None):
+        # detector_options: RetinaFace's scale, drop_levels, anchor_stride (blazeface.face_detector)
+        self.detector = face_detector(detector, score_threshold, provider, threads, backend, models_dir, logger,
+                                      **(detector_options or {}))
         self.landmark_model = landmark_model
         self.mesh = FaceMesh(backend, provider, threads, models_dir, logger, model=landmark_model)
         # the Face Landmarker's model gives the irises itself; the mesh needs the iris model

