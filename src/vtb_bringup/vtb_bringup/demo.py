@@ -26,10 +26,12 @@ def run_demo(frames: int = 150, rate: float = 30.0, model: str = "short", socket
     runner = GraphRunner({"model": model, "socketio_url": socketio_url, "outputs": "server"},
                          overrides={"vtb_bridge": {"server_port": port}}, log=log)
     try:
-        monitor = GraphMonitor(runner.namespace, keep_messages=True)
-        runner.add_node(monitor)
         shown = {}                                  # image stamp -> (frame index, Frame), first pass
         count = [0]
+        # the first pass's messages and avatar rows only: --loop runs for hours
+        monitor = GraphMonitor(runner.namespace, keep_messages=lambda key: key in shown,
+                               keep_avatar_rows=lambda: count[0] <= frames)
+        runner.add_node(monitor)
 
         def on_frame(stamp, frame):
             if count[0] < frames:

@@ -30,15 +30,22 @@ def stamp_ns(stamp) -> int:
 
 
 class GraphMonitor(Node):
-    def __init__(self, namespace: str, keep_messages: bool = False, window: int = 300):
-        super().__init__("vtb_monitor", namespace=namespace)
-        self.keep_messages = keep_messages
+    """Statistics over a bounded window. Messages are kept only when asked: `keep_messages` (a
+    predicate on the image stamp, or True for all) and `keep_avatar_rows` (a callable saying
+    whether to keep this AvatarParameters, e.g. during the demo's first pass). Nothing grows
+    with the run's length otherwise (./vtb run grew 3.7 MB a minute keeping every message)."""
+
+    def __init__(self, namespace: str, keep_messages=False, window: int = 300, keep_avatar_rows=None,
+                 **node_kwargs):
+        super().__init__("vtb_monitor", namespace=namespace, **node_kwargs)
+        self.keep_messages = (lambda key: True) if keep_messages is True else (keep_messages or None)
+        self.keep_avatar_rows = keep_avatar_rows
         self.latency = {t: deque(maxlen=window) for t, _, _ in STAGES}    # image -> topic, ms
         self.stage = {t: deque(maxlen=window) for t, _, _ in STAGES}      # previous topic -> topic, ms
         self.arrivals = defaultdict(dict)                                  # stamp -> topic -> ns
         self.counts = {t: 0 for t, _, _ in STAGES}
         self.messages = defaultdict(dict)                                  # stamp -> topic -> msg
-        self.avatar_rows = []                                              # every AvatarParameters, easing too
+        self.avatar_rows = []                                              # AvatarParameters kept (easing too)
         self._rate_marks = deque(maxlen=window)                            # avatar_parameters arrivals
         for topic, msg_type, _ in STAGES:
             self.create_subscription(msg_type, topic, lambda m, t=topic: self.on_message(t, m), 10)
@@ -46,8 +53,8 @@ class GraphMonitor(Node):
     def on_message(self, topic: str, msg):
         now = self.get_clock().now().nanoseconds
         key = stamp_ns(msg.header.stamp)
-        if topic == "avatar_parameters":
-            self.avatar_rows.append(msg)     # everything streamed, for the demo's CSV
+        if topic == "avatar_parameters" and self.keep_avatar_rows is not None and self.keep_avatar_rows():
+            self.avatar_rows.append(msg)     # for the demo's CSV
         if topic != "faces" and key not in self.arrivals:
             return    # not from an image seen here (the bridge easing to neutral when a face is lost)
         self.counts[topic] += 1
@@ -59,7 +66,7 @@ class GraphMonitor(Node):
             self.stage[topic].append((now - key) / 1e6)
         elif previous in arrived:
             self.stage[topic].append((now - arrived[previous]) / 1e6)
-        if self.keep_messages:
+        if self.keep_messages is not None and self.keep_messages(key):
             self.messages[key][topic] = msg
         if topic == "avatar_parameters":
             self._rate_marks.append(time.monotonic())
