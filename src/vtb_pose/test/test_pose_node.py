@@ -104,3 +104,69 @@ def test_tf_from_rendered_frames_matches_the_true_pose(ros, start_node):
     assert per_face, f"no pose on {topic}"
     assert markers and {m.ns.split("/")[0] for m in markers[-1].markers} == {"face_axes", "face_mesh"}
     assert pose_proc.alive()
+
+
+def face_array(rotation, t, k, nan=False):
+    """A FaceArray with one face whose landmarks are the metric face at (rotation, t), with the
+    mesh-style relative depth (as test_pose_core's with_depth)."""
+    from vtb_msgs.msg import Face, FaceArray
+    from vtb_pose.face_model import load_metric_face
+    from vtb_pose.pnp import DEPTH_SCALE
+    model = load_metric_face()
+    cam = model @ rotation.T + t
+    px = cam[:, :2] / cam[:, 2:] * k[0, 0] + k[:2, 2] + 0.5
+    z = (cam[:, 2] - t[2]) * k[0, 0] / t[2] / DEPTH_SCALE
+    if nan:
+        px[10] = np.nan
+    msg = FaceArray(image_width=SIZE[0], image_height=SIZE[1])
+    msg.header.frame_id = "cam_optical"
+    msg.faces = [Face(id="f00d", landmark_scheme=Face.SCHEME_MEDIAPIPE_478,
+                      landmarks=px.astype(np.float32).reshape(-1).tolist(), landmarks_z=z.astype(np.float32).tolist())]
+    return msg
+
+
+def test_bad_camera_info_and_nan_landmarks_do_not_poison_the_face(ros, start_node):
+    """One CameraInfo with an infinite or zero focal length, one FaceArray with a NaN landmark:
+    each is skipped, and the next good face still gets a finite, right pose (before, the PnP
+    guess and the filter went NaN and every later frame of that id failed)."""
+    k, info = camera()
+    start_node("vtb_pose", "pose_node", "-r", "faces:=/vpp/faces", "-r", "camera_info:=/vpp/camera_info",
+               "-r", "head_poses:=/vpp/head_poses", "-r", "__ns:=/vpp", "-p", "publish_markers:=false")
+    poses = []
+    ros.node.create_subscription(HeadPoseArray, "/vpp/head_poses", poses.append, 10)
+    faces_pub = ros.node.create_publisher(type(face_array(np.eye(3), np.array([0, 0, 0.6]), k)), "/vpp/faces", 10)
+    info_pub = ros.node.create_publisher(CameraInfo, "/vpp/camera_info", IMAGE_QOS)
+    ros.spin_until(lambda: faces_pub.get_subscription_count() > 0 and info_pub.get_subscription_count() > 0,
+                   timeout=30, what="the pose node")
+    truth, t = rotation_from_ypr(15, -5, 5), np.array([0.02, 0.01, 0.6])
+
+    def send(msg, stamp_s):
+        msg.header.stamp.sec, msg.header.stamp.nanosec = int(stamp_s), int((stamp_s % 1) * 1e9)
+        before = len(poses)
+        for _ in range(50):  # until the node answered this one (discovery, best-effort info)
+            faces_pub.publish(msg)
+            ros.spin_for(0.05)
+            if len(poses) > before:
+                return poses[-1].poses[0]
+        raise AssertionError("no answer from the pose node")
+
+    for _ in range(5):
+        info_pub.publish(info)
+        ros.spin_for(0.05)
+    good = send(face_array(truth, t, k), 100.0)
+    assert good.valid and abs(good.pose.position.z - 0.6) < 0.01, "camera_info's focal length is used"
+    bad = info
+    bad.k = [float("inf"), 0.0, 319.5, 0.0, 0.0, 239.5, 0.0, 0.0, 1.0]
+    for _ in range(5):
+        info_pub.publish(bad)
+        ros.spin_for(0.05)
+    nan = send(face_array(truth, t, k, nan=True), 100.1)
+    assert not nan.valid
+    after = send(face_array(truth, t, k), 100.2)
+    assert after.valid
+    values = [after.yaw_deg, after.pitch_deg, after.roll_deg, after.pose.position.x, after.pose.position.z]
+    assert np.isfinite(values).all()
+    assert abs(after.pose.position.z - 0.6) < 0.01, "the bad K was skipped: the last good one is used"
+    got = rotation_from_quaternion([after.pose.orientation.w, after.pose.orientation.x,
+                                    after.pose.orientation.y, after.pose.orientation.z])
+    assert angle_between(got, truth) < 1.0

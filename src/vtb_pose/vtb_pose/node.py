@@ -66,9 +66,18 @@ class PoseNode(Node):
         self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
 
     def on_camera_info(self, msg: CameraInfo):
-        k = np.array(msg.k, np.float64).reshape(3, 3)
-        if k[0, 0] > 0:
-            self.camera_matrix, self.dist = k, np.array(msg.d, np.float64) if len(msg.d) else None
+        """A usable K replaces the last; a bad one (focal lengths not finite and positive, a
+        principal point or distortion not finite) is logged and skipped: the last good or the
+        default intrinsics stay, so one bad message cannot poison every later pose."""
+        k = np.array(msg.k, np.float64).reshape(3, 3) if len(msg.k) == 9 else np.full((3, 3), np.nan)
+        dist = np.array(msg.d, np.float64) if len(msg.d) else None
+        if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0
+                and (dist is None or np.isfinite(dist).all())):
+            self.get_logger().warning(f"camera_info skipped: K {list(msg.k)} / D {list(msg.d)} is not a usable "
+                                      f"camera (focal lengths must be finite and positive)",
+                                      throttle_duration_sec=10.0)
+            return
+        self.camera_matrix, self.dist = k, dist
 
     def intrinsics(self, msg: FaceArray):
         if self.camera_matrix is not None:
@@ -102,15 +111,24 @@ class PoseNode(Node):
             lm = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
             if len(face.landmarks_z) == len(lm):  # the mesh's depth, for the procrustes method
                 lm = np.column_stack([lm, np.asarray(face.landmarks_z, np.float32)])
+            if not np.isfinite(lm).all():  # a malformed face: skipped, its state left as it was
+                self.get_logger().warning(f"face {face.id}: landmarks not finite, skipped", throttle_duration_sec=5.0)
+                out.poses.append(HeadPose(face_id=face.id, valid=False))
+                continue
             estimate = self.estimator.estimate(lm, k, dist, guess=last)
             if estimate is None:
                 out.poses.append(HeadPose(face_id=face.id, valid=False))
                 continue
-            self.states[face.id] = (pose_filter, estimate)
             q = measured_q = quaternion_wxyz(estimate.rotation)
             position = estimate.translation
             if self.p["filter"]:
                 q, position = pose_filter(q, position, t)
+            if not (np.isfinite(q).all() and np.isfinite(position).all()):
+                # never keep a filter or a guess that went non-finite: the face starts afresh
+                self.states.pop(face.id, None)
+                out.poses.append(HeadPose(face_id=face.id, valid=False))
+                continue
+            self.states[face.id] = (pose_filter, estimate)
             rotation = rotation_from_quaternion(q)
             yaw, pitch, roll = ypr_from_rotation(rotation)
             pose = HeadPose(face_id=face.id, valid=True, yaw_deg=yaw, pitch_deg=pitch, roll_deg=roll,
