@@ -164,3 +164,15 @@ def test_bench_perception_without_the_peer(tmp_path):
 def test_models_verify():
     r = vtb("models", "verify")
     assert r.returncode == 0 and "match their sha256" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--camera", "7"], "camera 7 cannot be opened"),
+    (["--video", "src"], "is a folder, not a video file"),
+])
+def test_run_names_a_bad_source_and_exits_2(args, message):
+    r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "run", *args, "--duration", "5", "--outputs", "none"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr
+    assert "image->topic" not in r.stdout + r.stderr, "no graph was started"

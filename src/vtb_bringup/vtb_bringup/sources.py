@@ -55,6 +55,8 @@ def video_source(path: str | Path, rate: float | None = None) -> Source:
     """A video file, played at its own frame rate unless `rate` is given."""
     import cv2
     path = Path(path)
+    if path.is_dir():
+        raise SourceError(f"{path} is a folder, not a video file (a folder of images: --images {path})")
     if not path.is_file():
         raise SourceError(f"video file {path} does not exist")
     cap = cv2.VideoCapture(str(path))
@@ -101,13 +103,12 @@ def camera_source(device: str, width: int = 640, height: int = 480) -> Source:
     """A webcam through OpenCV: an index (0) or a device path (/dev/video0)."""
     import cv2
     target = int(device) if str(device).isdigit() else str(device)
+    # opened here, before the graph starts, so a missing camera is a clear error (exit 2), not
+    # a failure in the source thread after an empty latency table
+    opened = [_open_camera(cv2, target, device, width, height)]
 
     def frames() -> Iterator[Frame]:
-        cap = cv2.VideoCapture(target)
-        if not cap.isOpened():
-            raise SourceError(f"camera {device} cannot be opened (is it connected, and free?)")
-        cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
-        cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+        cap = opened.pop() if opened else _open_camera(cv2, target, device, width, height)
         try:
             while True:
                 ok, bgr = cap.read()
@@ -117,3 +118,13 @@ def camera_source(device: str, width: int = 640, height: int = 480) -> Source:
         finally:
             cap.release()
     return Source(f"camera {device}", frames, None, finite=False)
+
+
+def _open_camera(cv2, target, device, width, height):
+    cap = cv2.VideoCapture(target)
+    if not cap.isOpened():
+        cap.release()
+        raise SourceError(f"camera {device} cannot be opened (is it connected, and free?)")
+    cap.set(cv2.CAP_PROP_FRAME_WIDTH, width)
+    cap.set(cv2.CAP_PROP_FRAME_HEIGHT, height)
+    return cap
