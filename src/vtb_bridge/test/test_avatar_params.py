@@ -1,4 +1,5 @@
 """Avatar parameters: signs, ranges, mirroring, blinks kept, easing to neutral, robot joints."""
+import math
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,9 @@ def test_signs_ranges_and_the_nodeserver_fields():
     f = run(m, head=(20, 10, -5), gaze=(15, -6))
     p = f.params
     assert p["ParamAngleX"] == pytest.approx(20, abs=0.1) and p["ParamAngleY"] == pytest.approx(-10, abs=0.1)
-    assert p["ParamAngleZ"] == pytest.approx(-5, abs=0.1) and p["ParamBodyAngleX"] == pytest.approx(6, abs=0.2)
+    # roll -5 (towards the user's own left shoulder): the screen's right as a camera shows it
+    assert p["ParamAngleZ"] == pytest.approx(5, abs=0.1) and p["ParamBodyAngleX"] == pytest.approx(6, abs=0.2)
+    assert p["ParamBodyAngleZ"] == pytest.approx(1.5, abs=0.2)
     assert p["ParamEyeBallX"] == pytest.approx(0.5, abs=0.01) and p["ParamEyeBallY"] == pytest.approx(0.2, abs=0.01)
     f = run(m, head=(80, -70, 0))
     assert f.params["ParamAngleX"] == pytest.approx(30, abs=1e-3) and f.params["ParamAngleY"] == pytest.approx(30, abs=1e-3), \
@@ -40,13 +43,33 @@ def test_mirror_swaps_sides_and_sideways_motion():
     assert mirrored["ParamAngleZ"] == pytest.approx(-plain["ParamAngleZ"], abs=1e-6)
     assert mirrored["ParamEyeBallX"] == pytest.approx(-plain["ParamEyeBallX"], abs=1e-6)
     assert plain["ParamEyeLOpen"] < 0.2 and mirrored["ParamEyeROpen"] < 0.2 and mirrored["ParamEyeLOpen"] > 0.9
+    # Live2D: ParamAngleZ > 0 tilts towards the screen's right. The user tilts to their own right
+    # shoulder (roll > 0): a mirror image tilts to the screen's right, a camera's view to its left,
+    # the same way the turn goes (yaw > 0, own left: mirror to the screen's left, ParamAngleX < 0).
+    assert mirrored["ParamAngleZ"] > 5 and plain["ParamAngleZ"] < -5
+    assert mirrored["ParamAngleX"] < -5 and plain["ParamAngleX"] > 5
+
+
+@pytest.mark.parametrize("mirror", [False, True])
+def test_nodeserver_fields_after_the_mirror_choice(mirror):
+    """result_data: euler (pitch, yaw, roll) deg and eye (theta, phi) rad in the original sender's
+    signs (HeadPose's); mirror off reproduces them exactly, mirror on negates the sideways ones.
+    blink is (screen-left eye, screen-right eye): the user's own left eye closes on the screen's
+    right as a camera shows it, on the screen's left in a mirror."""
+    state = dict(OPEN, eye_left_open=0.0, eye_right_open=0.8)
+    f = run(AvatarMapper(dict(CONFIG, mirror=mirror)), n=60, head=(20, 10, 8), gaze=(15, -6), state=state)
+    s = -1 if mirror else 1
+    assert f.euler == pytest.approx((10, s * 20, s * 8), abs=1e-3)
+    assert f.eye == pytest.approx((math.radians(s * 15), math.radians(-6)), abs=1e-4)
+    assert f.blink == pytest.approx((0.0, 0.8) if mirror else (0.8, 0.0), abs=1e-6)
+    assert f.result_data()["blink"] == pytest.approx(list(f.blink))
 
 
 def test_a_one_frame_blink_reaches_the_avatar():
     m = AvatarMapper(CONFIG)
     run(m)
     f = m.update(Inputs("abcd", 1.1, (0, 0, 0), (0, 0), dict(OPEN, eye_left_open=0.0, eye_right_open=0.0)))
-    assert f.params["ParamEyeLOpen"] < 0.05 and f.params["ParamEyeROpen"] < 0.05 and f.blink == (f.params["ParamEyeLOpen"], f.params["ParamEyeROpen"])
+    assert f.params["ParamEyeLOpen"] < 0.05 and f.params["ParamEyeROpen"] < 0.05 and f.blink == (f.params["ParamEyeROpen"], f.params["ParamEyeLOpen"])
 
 
 def test_smoothing_follows_with_its_time_constant():

@@ -41,7 +41,8 @@ def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node)
     ros.spin_until(lambda: len(params) >= 25, what="avatar parameters")
     last = dict(zip(params[-1].names, params[-1].values))
     assert params[-1].face_id == "abcd" and params[-1].header.frame_id == "cam"
-    assert abs(last["ParamAngleX"] - 20) < 0.5 and abs(last["ParamAngleY"] - 10) < 0.5 and abs(last["ParamAngleZ"] - 5) < 0.5
+    # mirror off, Live2D's signs: roll +5 (the user's own right shoulder) tilts to the screen's left
+    assert abs(last["ParamAngleX"] - 20) < 0.5 and abs(last["ParamAngleY"] - 10) < 0.5 and abs(last["ParamAngleZ"] + 5) < 0.5
     assert abs(last["ParamEyeBallX"] - 0.4) < 0.02 and last["ParamEyeLOpen"] < 0.25 and last["ParamEyeROpen"] > 0.95
     assert abs(last["ParamMouthOpenY"] - 0.6) < 0.02
     j = dict(zip(joints[-1].name, joints[-1].position))

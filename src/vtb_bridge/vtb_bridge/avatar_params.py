@@ -8,9 +8,15 @@ smoothed; `mirror` swaps left and right so the avatar moves like the user's mirr
 the face is lost, every parameter eases back to its neutral value. The table, gains, ranges
 and smoothing come from YAML (config/avatar.yaml).
 
-Signs (mirror off): ParamAngleX = head yaw (> 0: the user turned to their own left),
-ParamAngleY = -pitch (> 0: looking up), ParamAngleZ = roll; ParamEyeBallX/Y from the gaze
-yaw / -pitch; the body follows the head by `body_gain`.
+Signs are Live2D's, as seen on the screen: ParamAngleX > 0 turns the face towards the screen's
+right, ParamAngleY > 0 looks up, ParamAngleZ > 0 tilts the top of the head towards the screen's
+right, ParamEyeBallX > 0 looks towards the screen's right; ParamEyeLOpen is the model's own left
+eye (on the screen's right). With mirror off the avatar copies the user as a camera shows them:
+ParamAngleX = yaw (the user turned to their own left), ParamAngleY = -pitch, ParamAngleZ = -roll
+(the user tilted to their own right shoulder: the screen's left), ParamEyeBallX = gaze yaw / 30,
+ParamEyeLOpen = the user's left eye. Mirror on negates yaw, roll and gaze yaw and swaps the eyes
+and brows. This is the only place that mirrors: every output sends what the frame holds (the
+README's mirroring table). The body follows the head (ParamBodyAngle*, gain 0.3).
 """
 from __future__ import annotations
 
@@ -27,10 +33,10 @@ from .avatar_frame import AvatarFrame
 DEFAULT_TABLE = {
     "ParamAngleX": ("head_yaw", 1.0, -30.0, 30.0, 0.0),
     "ParamAngleY": ("head_pitch", -1.0, -30.0, 30.0, 0.0),
-    "ParamAngleZ": ("head_roll", 1.0, -30.0, 30.0, 0.0),
+    "ParamAngleZ": ("head_roll", -1.0, -30.0, 30.0, 0.0),    # roll > 0 (own right shoulder): screen's left
     "ParamBodyAngleX": ("head_yaw", 0.3, -10.0, 10.0, 0.0),
     "ParamBodyAngleY": ("head_pitch", -0.3, -10.0, 10.0, 0.0),
-    "ParamBodyAngleZ": ("head_roll", 0.3, -10.0, 10.0, 0.0),
+    "ParamBodyAngleZ": ("head_roll", -0.3, -10.0, 10.0, 0.0),
     "ParamEyeLOpen": ("eye_left_open", 1.0, 0.0, 1.0, 1.0),
     "ParamEyeROpen": ("eye_right_open", 1.0, 0.0, 1.0, 1.0),
     "ParamEyeBallX": ("gaze_yaw", 1 / 30, -1.0, 1.0, 0.0),
@@ -155,7 +161,8 @@ class AvatarMapper:
 
     def frame(self, stamp: float, tracked: bool) -> AvatarFrame:
         v = self.values
-        # NodeServer fields: euler (pitch, yaw, roll) deg in vtb's signs, eye (theta, phi) rad
+        # NodeServer fields (the avatar's motion after the mirror choice, in the original sender's
+        # signs: HeadPose's): euler (pitch, yaw, roll) deg, eye (theta, phi) rad
         yaw = v["ParamAngleX"] / self.specs["ParamAngleX"].gain if self.specs["ParamAngleX"].gain else 0.0
         pitch = v["ParamAngleY"] / self.specs["ParamAngleY"].gain if self.specs["ParamAngleY"].gain else 0.0
         roll = v["ParamAngleZ"] / self.specs["ParamAngleZ"].gain if self.specs["ParamAngleZ"].gain else 0.0
@@ -163,7 +170,9 @@ class AvatarMapper:
         gy = v["ParamEyeBallY"] / self.specs["ParamEyeBallY"].gain if self.specs["ParamEyeBallY"].gain else 0.0
         return AvatarFrame(face_id=self.face_id, stamp=stamp, params=dict(v), euler=(pitch, yaw, roll),
                            eye=(math.radians(gx), math.radians(gy)), mouth=v["ParamMouthOpenY"],
-                           blink=(v["ParamEyeLOpen"], v["ParamEyeROpen"]), tracked=tracked)
+                           # (screen-left eye, screen-right eye): the model's right eye is on the
+                           # screen's left
+                           blink=(v["ParamEyeROpen"], v["ParamEyeLOpen"]), tracked=tracked)
 
 
 @dataclass

@@ -156,14 +156,12 @@ class BridgeNode(Node):
             msg.header.stamp = stamp
         self.params_pub.publish(msg)
         if self.robot is not None:
+            # the head's motion after the mirror choice (the mapper's sources), like every other
+            # output: a robot head facing the user mirrors them with mirror on, copies them off
             raw = self.mapper.last_raw
-            unmirrored = {"head_yaw": raw.get("head_yaw"), "head_pitch": raw.get("head_pitch"),
-                          "head_roll": raw.get("head_roll"), "gaze_yaw": raw.get("gaze_yaw"),
-                          "gaze_pitch": raw.get("gaze_pitch")}
-            if self.mapper.mirror:  # a robot faces the user: it turns as the user does, not mirrored
-                unmirrored = {k: (-v if v is not None and k in ("head_yaw", "head_roll", "gaze_yaw") else v)
-                              for k, v in unmirrored.items()}
-            joints = self.robot.update({k: v for k, v in unmirrored.items() if v is not None}, frame.stamp)
+            angles = {k: raw[k] for k in ("head_yaw", "head_pitch", "head_roll", "gaze_yaw", "gaze_pitch")
+                      if raw.get(k) is not None}
+            joints = self.robot.update(angles, frame.stamp)
             js = JointState(header=msg.header, name=list(joints), position=list(joints.values()))
             self.joints_pub.publish(js)
         for out in self.outputs:
