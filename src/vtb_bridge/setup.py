@@ -8,7 +8,8 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['web/*.html', 'web/vendor/*']},
+    package_data={package_name: ['web/*.html', 'web/vendor/*', '_vendor/README.md', '_vendor/UPSTREAM.sha256',
+                                 '_vendor/*/LICENSE']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

@@ -1,6 +1,8 @@
 """vtb_bridge's Socket.IO outputs against real Socket.IO peers (Node.js) and a real browser.
 
-- SocketIOOutput (client) -> a NodeServer-shaped socket.io server (test/js/nodeserver.js);
+- SocketIOOutput (client) -> a NodeServer-shaped socket.io server (test/js/nodeserver.js) of each
+  generation: socket.io 2.5.0 (Engine.IO 3, the original toolkit's NodeServer), 3.1 (upstream
+  OpenVtuber's) and 4.8, from npm (the first two as the aliases socket-io-v2, socket-io-v3);
 - AvatarServer (built-in server) -> socket.io-client (test/js/client.js) and headless Chromium
   (test/js/screenshot.js, playwright-core driving Debian's /usr/bin/chromium).
 
@@ -9,7 +11,10 @@ chromium; without them these tests fail and say how to set them up (they never s
 """
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
 import os
 import statistics
 import shutil
@@ -25,7 +30,7 @@ import pytest
 
 from vtb_bridge.avatar_frame import AvatarFrame
 from vtb_bridge.avatar_server import SOCKETIO_JS, WEB_DIR, AvatarServer
-from vtb_bridge.socketio_output import SocketIOOutput
+from vtb_bridge.socketio_output import SocketIOOutput, probe
 
 JS = Path(__file__).resolve().parent / "js"
 CHROMIUM = os.environ.get("VTB_CHROMIUM", "/usr/bin/chromium")
@@ -39,7 +44,7 @@ def need_node():
     node = shutil.which("node")
     if node is None:
         pytest.fail(f"node (Node.js) is not on PATH: {SETUP}")
-    for pkg in ("socket.io", "socket.io-client", "playwright-core"):
+    for pkg in ("socket.io", "socket-io-v2", "socket-io-v3", "socket.io-client", "playwright-core"):
         if not (JS / "node_modules" / pkg / "package.json").is_file():
             pytest.fail(f"{JS / 'node_modules' / pkg} is missing: {SETUP}")
     return node
@@ -79,10 +84,20 @@ def received(proc):
     return [o["result_data"] for o in json_lines(proc) if "result_data" in o]
 
 
-def start_nodeserver(start_process, port):
-    proc = start_process([need_node(), JS / "nodeserver.js", port], name="nodeserver")
+def start_nodeserver(start_process, port, version="v4", *options):
+    """nodeserver.js on `port`: socket.io `version` v2 (2.5.0), v3 (3.1) or v4 (4.8)."""
+    proc = start_process([need_node(), JS / "nodeserver.js", port, version, *options],
+                         name=f"nodeserver-{version}")
     wait_for(lambda: any("listening" in o for o in json_lines(proc)), 15, "nodeserver.js to listen", proc)
+    want = {"v2": "2.", "v3": "3.1.", "v4": "4."}[version]
+    listening = next(o for o in json_lines(proc) if "listening" in o)
+    assert listening["socketio"].startswith(want), listening
     return proc
+
+
+# (server generation, the output's protocol setting) -> what the connection must have spoken
+SERVERS = ["v2", "v3", "v4"]
+SPOKEN = {"v2": "v2", "v3": "v3", "v4": "v3"}
 
 
 EXPRESSIVE = {"ParamAngleX": 0.0, "ParamAngleY": 0.0, "ParamAngleZ": 15.0, "ParamEyeLOpen": 0.0,
@@ -144,13 +159,20 @@ def check_payload(got, want):
 
 # ---- the Socket.IO client output against a NodeServer -------------------------------------------
 
-def test_nodeserver_receives_result_data_with_the_nodeserver_shape(start_process):
+@pytest.mark.parametrize("version,protocol", [("v2", "auto"), ("v2", "v2"), ("v3", "auto"), ("v3", "v3"),
+                                              ("v4", "auto"), ("v4", "v4")])
+def test_nodeserver_receives_result_data_with_the_nodeserver_shape(start_process, version, protocol):
+    """Every NodeServer generation receives every field as sent, in order, over one connection
+    that outlives several heartbeats (300 ms: client -> server pings in Engine.IO 3, the other
+    way in Engine.IO 4; a missed one makes the server drop the connection)."""
     port = free_port()
-    server = start_nodeserver(start_process, port)
-    out = SocketIOOutput(f"http://127.0.0.1:{port}")
+    server = start_nodeserver(start_process, port, version, "--ping", "300")
+    out = SocketIOOutput(f"http://127.0.0.1:{port}", protocol=protocol)
     streamer = Streamer(out, hz=50)
     try:
         wait_for(lambda: len(received(server)) >= 20, 15, "20 result_data at the NodeServer", server)
+        time.sleep(1.5)                                     # 5 heartbeats
+        wait_for(lambda: len(received(server)) >= 60, 15, "60 result_data at the NodeServer", server)
     finally:
         streamer.stop()
         out.close()
@@ -159,12 +181,16 @@ def test_nodeserver_receives_result_data_with_the_nodeserver_shape(start_process
         check_payload(payload, streamer.sent[payload["stamp"]])
     stamps = [p["stamp"] for p in got]
     assert stamps == sorted(stamps), "frames arrive in order"
-    assert out.sent >= len(got) and out.reconnects == 0
+    assert out.sent >= len(got) and out.reconnects == 0 and out.connect_failures == 0, out.stats()
+    assert out.server_protocol == SPOKEN[version]
+    assert len([o for o in json_lines(server) if "connection" in o]) == 1, server.output()
+    print(f"socket.io {version}, protocol {protocol}: {len(got)} result_data received")
 
 
-def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_process):
+@pytest.mark.parametrize("version", SERVERS)
+def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_process, version):
     port = free_port()
-    first = start_nodeserver(start_process, port)
+    first = start_nodeserver(start_process, port, version)
     out = SocketIOOutput(f"http://127.0.0.1:{port}", reconnect_delay=0.2, reconnect_delay_max=0.5)
     streamer = Streamer(out, hz=100)
     try:
@@ -175,12 +201,14 @@ def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_
         down_from = len(streamer.durations)
         time.sleep(1.5)                                     # server down; frames keep coming
         down_durations = streamer.durations[down_from:]
-        second = start_nodeserver(start_process, port)     # restarted on the same port
+        down_error = out.last_error
+        second = start_nodeserver(start_process, port, version)   # restarted on the same port
         wait_for(lambda: len(received(second)) >= 10, 20, "frames after the restart", second)
     finally:
         streamer.stop()
         out.close()
     assert out.reconnects >= 1
+    assert "connection refused" in down_error, down_error
     assert len(down_durations) > 50, "the streamer kept sending while the server was down"
     # send() only swaps a slot under a lock. A single call can still wait a GIL switch interval
     # (5 ms) or more on a busy 2-core machine, so the typical call is held to 1 ms and the worst
@@ -194,6 +222,126 @@ def test_output_reconnects_after_the_nodeserver_restarts_and_never_blocks(start_
     # nothing stale: the first frame after the restart was sent (by the caller) after the crash
     assert received(second)[0]["stamp"] > received(first)[-1]["stamp"]
     assert out.dropped > 0, "frames sent while the server was down are dropped, not queued"
+    assert out.server_protocol == SPOKEN[version]
+    print(f"socket.io {version}: {len(received(first))} result_data before the kill, "
+          f"{len(received(second))} after the restart; down: {down_error}")
+
+
+def test_auto_follows_a_server_replaced_by_another_generation(start_process):
+    """socket.io 2 killed, socket.io 4 started on its port, then socket.io 2 again: auto asks
+    the server again after every failed connection and streams to each."""
+    port = free_port()
+    out = SocketIOOutput(f"http://127.0.0.1:{port}", reconnect_delay=0.1, reconnect_delay_max=0.3)
+    streamer = Streamer(out, hz=100)
+    spoken = []
+    try:
+        for version in ("v2", "v4", "v2"):
+            server = start_nodeserver(start_process, port, version)
+            wait_for(lambda: len(received(server)) >= 10, 20, f"frames at socket.io {version}", server)
+            spoken.append(out.server_protocol)
+            os.killpg(server.proc.pid, signal.SIGKILL)
+            server.proc.wait(5)
+            wait_for(lambda: not out.connected, 10, "the output to notice the server is gone")
+    finally:
+        streamer.stop()
+        out.close()
+    assert spoken == ["v2", "v3", "v2"]
+    assert out.reconnects == 2
+
+
+@pytest.mark.parametrize("version,protocol,reason", [
+    ("v2", "v3", "server speaks Socket.IO v2 (Engine.IO 3), but socketio_protocol is 'v3'"),
+    ("v4", "v2", "server speaks Socket.IO v3/v4 (Engine.IO 4), but socketio_protocol is 'v2'"),
+])
+def test_a_server_of_the_other_protocol_is_named_in_the_warning(start_process, caplog, version,
+                                                                 protocol, reason):
+    """A protocol set by hand that the server does not speak: nothing arrives, the warning says
+    what the server speaks (once, not at every retry), the output keeps retrying."""
+    port = free_port()
+    server = start_nodeserver(start_process, port, version)
+    caplog.set_level(logging.WARNING, logger="vtb_bridge.socketio_output")
+    out = SocketIOOutput(f"http://127.0.0.1:{port}", protocol=protocol, connect_timeout=0.5,
+                         reconnect_delay=0.1, reconnect_delay_max=0.2)
+    streamer = Streamer(out, hz=50)
+    try:
+        wait_for(lambda: out.connect_failures >= 3, 20, "three failed attempts")
+    finally:
+        streamer.stop()
+        out.close()
+    assert received(server) == [] and not out.connected and out.sent == 0
+    warnings = [r.getMessage() for r in caplog.records if r.name == "vtb_bridge.socketio_output"]
+    assert len(warnings) == 1 and reason in warnings[0], warnings
+    assert reason in out.last_error
+
+
+@pytest.mark.parametrize("version", ["v2", "v4"])
+def test_probe_and_output_with_a_websocket_only_server(start_process, version):
+    """A server without HTTP long-polling: the probe asks over a WebSocket instead."""
+    port = free_port()
+    server = start_nodeserver(start_process, port, version, "--websocket-only")
+    assert asyncio.run(probe(f"http://127.0.0.1:{port}"))[0] == SPOKEN[version]
+    out = SocketIOOutput(f"http://127.0.0.1:{port}")
+    streamer = Streamer(out, hz=50)
+    try:
+        wait_for(lambda: len(received(server)) >= 10, 15, "frames at the server", server)
+    finally:
+        streamer.stop()
+        out.close()
+    assert out.server_protocol == SPOKEN[version]
+    for payload in received(server):
+        check_payload(payload, streamer.sent[payload["stamp"]])
+
+
+def test_probe_names_what_is_not_a_socketio_server(start_process):
+    async def go(not_socketio_port, closed_port):
+        from aiohttp import web
+        app = web.Application()
+        async def hello(request):
+            return web.Response(text="hello")
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", not_socketio_port).start()
+        try:
+            return (await probe(f"http://127.0.0.1:{not_socketio_port}"),
+                    await probe(f"http://127.0.0.1:{closed_port}"))
+        finally:
+            await runner.cleanup()
+
+    (proto_http, why_http), (proto_closed, why_closed) = asyncio.run(go(free_port(), free_port()))
+    assert proto_http is None and why_http.startswith("not a Socket.IO server (HTTP 404"), why_http
+    assert proto_closed is None and "connection refused" in why_closed, why_closed
+    # and a v2 server is told from a v4 one
+    port = free_port()
+    start_nodeserver(start_process, port, "v2")
+    assert asyncio.run(probe(f"http://127.0.0.1:{port}")) == ("v2", "server speaks Socket.IO v2 (Engine.IO 3)")
+
+
+def test_vendored_v2_client_is_upstream_but_for_the_documented_rewrite():
+    """vtb_bridge/_vendor holds python-socketio 4.6.1's and python-engineio 3.14.2's client
+    modules as released (UPSTREAM.sha256: the sdists' files), but for the one documented
+    rewrite `import engineio` -> `from .. import engineio`, and the client-only __init__.py."""
+    import vtb_bridge._vendor as vendor
+    from vtb_bridge._vendor import engineio, socketio
+    root = Path(vendor.__file__).resolve().parent
+    assert (socketio.__version__, engineio.__version__) == ("4.6.1", "3.14.2")
+    listed = {}
+    for line in (root / "UPSTREAM.sha256").read_text().splitlines():
+        digest, name = line.split()
+        listed[name] = digest
+    shipped = {str(f.relative_to(root)) for f in root.glob("*/*") if f.suffix in (".py", "")
+               and f.name != "__init__.py" and f.is_file()}
+    assert shipped == set(listed), "every vendored file (but __init__.py) is listed, and only those"
+    for name, digest in listed.items():
+        text = (root / name).read_bytes().replace(b"\nfrom .. import engineio\n", b"\nimport engineio\n")
+        assert hashlib.sha256(text).hexdigest() == digest, f"{name} differs from upstream"
+    # vtb's code keeps the vendored client away from the process's SIGINT handler
+    import signal as signal_module
+    before = signal_module.getsignal(signal_module.SIGINT)
+    from vtb_bridge.socketio_output import _vendored_v2_client
+    sio4 = _vendored_v2_client()
+    sio4.AsyncClient()                       # would install its handler from the main thread
+    assert signal_module.getsignal(signal_module.SIGINT) is before
 
 
 # ---- the built-in server ----------------------------------------------------------------------
@@ -231,6 +379,28 @@ def test_socketio_client_receives_parameters_from_the_builtin_server():
     for payload in got:
         check_payload(payload, streamer.sent[payload["stamp"]])
     assert statistics.median(streamer.durations) < 0.001 and max(streamer.durations) < 0.1
+
+
+def test_builtin_server_also_emits_result_download_for_the_original_avatar_page():
+    """The original three.js page listens for result_download (the NodeServer relays
+    result_data under that name): the built-in server emits it too, the same payload."""
+    server = AvatarServer(port=0)
+    url = server.start()
+    streamer = Streamer(server, hz=50)
+    try:
+        rc, lines, output = node_client(url, 5, "--event", "result_download")
+    finally:
+        streamer.stop()
+        server.stop()
+    assert rc == 0, output
+    downloads = [o["result_download"] for o in lines if "result_download" in o]
+    datas = {o["result_data"]["stamp"]: o["result_data"] for o in lines if "result_data" in o}
+    assert len(downloads) == 5
+    for payload in downloads:
+        check_payload(payload, streamer.sent[payload["stamp"]])
+        if payload["stamp"] in datas:
+            assert datas[payload["stamp"]] == payload
+    assert set(datas) & {p["stamp"] for p in downloads}, "both events carry each frame"
 
 
 def test_builtin_server_refuses_clients_without_the_token_and_rejects_bad_messages():

@@ -15,7 +15,12 @@ asyncio loop. It serves
 - `/live2d/...`        only with `live2d_dir`: the user's own files (see "Live2D mode" below);
 - `/socket.io/`        Socket.IO itself: namespace `/kizuna`, event `result_data`, the same payload
                        as the Socket.IO output (`AvatarFrame.result_data()`: the DeepVTB/OpenVtuber
-                       NodeServer's `euler`/`eye`/`mouth`/`blink` plus `params`, `face_id`, `stamp`).
+                       NodeServer's `euler`/`eye`/`mouth`/`blink` plus `params`, `face_id`, `stamp`),
+                       and the same payload again as `result_download` (`also_emit`): the event the
+                       original three.js avatar page listens for, which the NodeServer relays
+                       result_data as, so that page can connect to vtb directly, no NodeServer
+                       between (it needs a Socket.IO v3/v4 client: python-socketio 5 serves
+                       Engine.IO 4 only).
 
 `send(frame)` never blocks: the newest frame goes into a one-slot buffer and the server's loop
 broadcasts it to every connected page (a frame still waiting is replaced: `dropped`).
@@ -114,12 +119,14 @@ class AvatarServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  namespace: str = "/kizuna", event: str = "result_data",
-                 max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None):
+                 max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None,
+                 also_emit=("result_download",)):
         self.host = host
         self.port = port
         self.token = token or None
         self.namespace = namespace
         self.event = event
+        self.also_emit = tuple(e for e in also_emit if e != event)   # the same payload, other names
         self.max_message_bytes = int(max_message_bytes)
         self.live2d_dir = Path(live2d_dir).resolve() if live2d_dir else None
         self.url = None
@@ -294,7 +301,8 @@ class AvatarServer:
             if payload is None:
                 continue
             try:
-                await self._sio.emit(self.event, payload, namespace=self.namespace)
+                for event in (self.event, *self.also_emit):
+                    await self._sio.emit(event, payload, namespace=self.namespace)
                 self.sent += 1
             except Exception as e:  # noqa: BLE001
                 log.warning("broadcast failed: %s", e)

@@ -27,6 +27,7 @@ PARAMETERS = [
     ("lost_after_s", 0.3, "after this long without the face, the parameters ease back to neutral, seconds"),
     ("match_wait_s", 0.05, "how long an image's perception waits for its missing parts (pose, gaze) before going out, seconds"),
     ("socketio_url", "", "Socket.IO server to stream result_data to (namespace /kizuna), e.g. http://127.0.0.1:6789; empty: off"),
+    ("socketio_protocol", "auto", "Socket.IO protocol of socketio_url's server: auto (ask the server: one Engine.IO 4 handshake, which a socket.io 2 server answers the Engine.IO 3 way), v2 (socket.io 2.x servers, Engine.IO 3: the original toolkit's NodeServer), v3 (socket.io 3.x and 4.x, Engine.IO 4: upstream OpenVtuber's NodeServer; v4 means the same)"),
     ("server_enabled", False, "serve the built-in avatar page and Socket.IO server"),
     ("server_host", "127.0.0.1", "address the built-in server binds (127.0.0.1: this machine only)"),
     ("server_port", 8000, "port of the built-in server"),
@@ -77,7 +78,7 @@ class BridgeNode(Node):
         outputs = []
         if p["socketio_url"]:
             from .socketio_output import SocketIOOutput
-            outputs.append(SocketIOOutput(p["socketio_url"]))
+            outputs.append(SocketIOOutput(p["socketio_url"], protocol=p["socketio_protocol"]))
         if p["server_enabled"]:
             from .avatar_server import AvatarServer
             server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None)
