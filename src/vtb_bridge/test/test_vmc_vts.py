@@ -1,24 +1,35 @@
-"""VMC (OSC/UDP) and VTube Studio (WebSocket plugin API) outputs against local receivers:
-a python-osc server for VMC, and a small asyncio `websockets` server that answers like
-VTube Studio (token request, authentication, InjectParameterDataRequest)."""
+"""VMC (OSC/UDP) and VTube Studio (WebSocket plugin API) outputs against real receivers: the
+PyPI package `vmcp` (a VMC protocol implementation) parsing vtb's stream, and a websockets server
+answering like VTube Studio's plugin API (test/peers.py; VTS itself cannot run here)."""
 from __future__ import annotations
 
-import asyncio
-import json
+import importlib.util
 import math
 import socket
-import threading
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_server import BlockingOSCUDPServer
 
 from vtb_bridge.avatar_frame import AvatarFrame
 from vtb_bridge.vmc_output import VMCOutput, unity_quaternion, unity_rotation
-from vtb_bridge.vtube_studio_output import VTubeStudioOutput, vts_parameters
+from vtb_bridge.vtube_studio_output import PLUGIN_DEVELOPER, PLUGIN_NAME, VTubeStudioOutput, vts_parameters
+
+
+def _peers():
+    name = "vtb_bridge_test_peers"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("peers.py"))
+        sys.modules[name] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+peers = _peers()
+FakeVTS, VMCReceiver = peers.FakeVTS, peers.VMCReceiver
 
 
 def wait_for(predicate, timeout=5.0, what="condition"):
@@ -47,85 +58,143 @@ def quat_about(axis, deg):
     return q
 
 
-@pytest.mark.parametrize("mirror", [False, True])
-def test_head_angles_become_unity_rotations(mirror):
-    s = 1.0 if mirror else -1.0
-    # yaw > 0 (the user turns to their own left): the avatar turns to its own left (about -y,
-    # since +y turns a Unity character to its own right), or mirrored to its own right.
-    assert np.allclose(unity_quaternion(30, 0, 0, mirror), quat_about(1, s * 30), atol=1e-9)
-    # pitch > 0 (looks down) is +x in Unity either way
-    assert np.allclose(unity_quaternion(0, 20, 0, mirror), quat_about(0, 20), atol=1e-9)
-    # roll > 0 (tilts to the right shoulder): +z tilts a Unity character to its LEFT shoulder
-    assert np.allclose(unity_quaternion(0, 0, 15, mirror), quat_about(2, s * 15), atol=1e-9)
+def test_head_angles_become_unity_rotations():
+    """The frame's angles are the avatar's own motion (the bridge already chose the mirroring):
+    yaw > 0, the avatar turns to its own left, is -y in Unity (+y turns a Unity character to its
+    own right); pitch > 0 (looks down) is +x; roll > 0 (its right shoulder) is -z (+z tilts a
+    Unity character to its LEFT shoulder)."""
+    assert np.allclose(unity_quaternion(30, 0, 0), quat_about(1, -30), atol=1e-9)
+    assert np.allclose(unity_quaternion(0, 20, 0), quat_about(0, 20), atol=1e-9)
+    assert np.allclose(unity_quaternion(0, 0, 15), quat_about(2, -15), atol=1e-9)
 
     # The same by what happens to the avatar's axes (Unity: x its own right, y up, z forward).
-    fwd = unity_rotation(30, 0, 0, mirror) @ [0, 0, 1]
-    assert np.sign(fwd[0]) == s            # nose towards -x (own left), or +x mirrored
-    assert (unity_rotation(0, 20, 0, mirror) @ [0, 0, 1])[1] < -0.3   # nose goes down
-    up = unity_rotation(0, 0, 15, mirror) @ [0, 1, 0]
-    assert np.sign(up[0]) == -s            # crown towards +x (own right shoulder) unmirrored
+    assert (unity_rotation(30, 0, 0) @ [0, 0, 1])[0] < -0.3     # nose towards -x, its own left
+    assert (unity_rotation(0, 20, 0) @ [0, 0, 1])[1] < -0.3     # nose goes down
+    assert (unity_rotation(0, 0, 15) @ [0, 1, 0])[0] > 0.2      # crown towards its own right
 
 
 def test_combined_rotation_is_a_proper_rotation_in_vtb_order():
-    r = unity_rotation(25, -10, 8, mirror=False)
+    r = unity_rotation(25, -10, 8)
     assert np.allclose(r @ r.T, np.eye(3)) and np.isclose(np.linalg.det(r), 1.0)
     # yaw first, then pitch about the turned head's own (left-right) axis: the nose keeps the
     # yaw's direction in the horizontal plane and rises by the pitch.
     fwd = r @ [0, 0, 1]
     assert np.isclose(math.degrees(math.asin(fwd[1])), 10.0)                  # pitch -10: up
     assert np.isclose(math.degrees(math.atan2(-fwd[0], fwd[2])), 25.0)         # to its left
-    q = unity_quaternion(25, -10, 8, mirror=False)
+    q = unity_quaternion(25, -10, 8)
     assert np.isclose(np.linalg.norm(q), 1.0) and q[3] >= 0
 
 
 # --------------------------------------------------------------------------------------------
-# VMC over a python-osc server
+# VMC parsed by vmcp
 
 
-@pytest.fixture
-def osc_server():
-    received = []
-    dispatcher = Dispatcher()
-    dispatcher.set_default_handler(lambda address, *args: received.append((address, args)))
-    server = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    yield server.server_address[1], received
-    server.shutdown()
-    server.server_close()
-    thread.join(2)
+NAMES = {"vrm0": ["Blink_L", "Blink_R", "A", "I", "U", "E", "O", "LookUp", "LookDown", "LookLeft", "LookRight"],
+         "vrm1": ["blinkLeft", "blinkRight", "aa", "ih", "ou", "ee", "oh", "lookUp", "lookDown", "lookLeft",
+                  "lookRight"]}
 
 
-@pytest.mark.parametrize("mirror", [False, True])
-def test_vmc_bundle_reaches_an_osc_server(osc_server, mirror):
-    port, received = osc_server
-    f = frame(euler=(0.0, 30.0, 0.0), eye=(0.2, 0.1), blink=(0.25, 0.9),
-              params={"ParamA": 0.8, "ParamI": 0.1, "ParamU": 0.0, "ParamE": 0.05, "ParamO": 1.4})
-    with VMCOutput("127.0.0.1", port, mirror=mirror) as out:
+def received_frames(out, frames, receiver, apply_count=None):
+    for f in frames:
         assert out.send(f)
-        wait_for(lambda: len(received) >= 11, what="the VMC messages")
-        assert out.counters()["sent"] == 1 and out.counters()["errors"] == 0
+        time.sleep(0.02)
+    n = apply_count or len(frames)
+    wait_for(lambda: len(receiver.of("BlendShapeApplyEvent")) >= n, what="the VMC bundles")
+    time.sleep(0.05)
 
-    addresses = [a for a, _ in received]
-    assert addresses == ["/VMC/Ext/Blend/Val"] * 7 + ["/VMC/Ext/Blend/Apply"] + ["/VMC/Ext/Bone/Pos"] * 3
-    blends = {args[0]: args[1] for a, args in received if a == "/VMC/Ext/Blend/Val"}
-    assert [args[0] for a, args in received[:7]] == ["Blink_L", "Blink_R", "A", "I", "U", "E", "O"]
-    left, right = (0.9, 0.25) if mirror else (0.25, 0.9)   # mirrored: avatar's left = user's right
-    assert blends["Blink_L"] == pytest.approx(1 - left, abs=1e-6)     # VRM blink: 1 = closed
-    assert blends["Blink_R"] == pytest.approx(1 - right, abs=1e-6)
-    assert [blends[v] for v in "AIUEO"] == pytest.approx([0.8, 0.1, 0.0, 0.05, 1.0], abs=1e-6)
-    assert received[7][1] == ()
 
-    bones = {args[0]: args[1:] for a, args in received if a == "/VMC/Ext/Bone/Pos"}
-    assert [args[0] for a, args in received[8:]] == ["Head", "LeftEye", "RightEye"]
-    assert all(len(v) == 7 for v in bones.values())
-    # yaw +30: -30 about Unity y (the avatar turns to its own left), mirrored +30
-    expected = quat_about(1, 30 if mirror else -30)
-    assert bones["Head"][3:] == pytest.approx(expected, abs=1e-6)
-    eye_q = unity_quaternion(math.degrees(0.2), math.degrees(0.1), 0.0, mirror)
-    assert bones["LeftEye"][3:] == pytest.approx(eye_q, abs=1e-6)
-    assert bones["RightEye"][3:] == pytest.approx(eye_q, abs=1e-6)
+@pytest.mark.parametrize("expressions", ["vrm0", "vrm1"])
+def test_vmc_stream_parsed_by_vmcp(expressions):
+    from vmcp.typing import CalibrationMode, CalibrationState, ModelState, TrackingState
+    f = frame(euler=(0.0, 30.0, 0.0), eye=(0.2, 0.1), blink=(0.25, 0.9),
+              params={"ParamA": 0.8, "ParamI": 0.1, "ParamU": 0.0, "ParamE": 0.05, "ParamO": 1.4,
+                      "ParamEyeBallX": 0.5, "ParamEyeBallY": -0.3})
+    with VMCReceiver.shared() as rx, VMCOutput("127.0.0.1", rx.port, expressions=expressions) as out:
+        received_frames(out, [f, f], rx)
+        assert out.counters()["sent"] == 2 and out.counters()["errors"] == 0
+    assert rx.messages == len(rx.events) == 2 * 17, "vmcp parsed every message"
+    one = rx.events[:17]
+    kinds = [type(e).__name__ for e in one]
+    assert kinds == (["StateEvent", "RelativeTimeEvent"] + ["BoneTransformEvent"] * 3
+                     + ["BlendShapeEvent"] * 11 + ["BlendShapeApplyEvent"])
+
+    ok = one[0]   # /VMC/Ext/OK: loaded, calibrated, normal mode, tracking
+    assert (ok.model_state, ok.calibration_state, ok.calibration_mode, ok.tracking_state) == (
+        ModelState.LOADED, CalibrationState.CALIBRATED, CalibrationMode.NORMAL, TrackingState.OK)
+    t1, t2 = (e.delta for e in rx.of("RelativeTimeEvent"))
+    assert 0 <= t1 < t2 < 5, "/VMC/Ext/T: seconds since the output started"
+
+    blends = {e.key: e.value for e in one if type(e).__name__ == "BlendShapeEvent"}
+    assert list(blends) == NAMES[expressions]
+    bl, br, a, i, u, e, o, up, down, left, right = NAMES[expressions]
+    # blink (screen-left 0.25 open, screen-right 0.9): the avatar's own left eye is on the
+    # screen's right; VRM's blink is 1 when closed
+    assert blends[bl] == pytest.approx(0.1, abs=1e-6) and blends[br] == pytest.approx(0.75, abs=1e-6)
+    assert [blends[k] for k in (a, i, u, e, o)] == pytest.approx([0.8, 0.1, 0.0, 0.05, 1.0], abs=1e-6)
+    # ParamEyeBallX 0.5: looking to the screen's right, the avatar's own left; -0.3: down
+    assert (blends[left], blends[right], blends[up], blends[down]) == pytest.approx((0.5, 0, 0, 0.3), abs=1e-6)
+
+    bones = {e.joint.value: e for e in one if type(e).__name__ == "BoneTransformEvent"}
+    assert list(bones) == ["Head", "LeftEye", "RightEye"]
+    # rotations only by default: the mandatory position is a placeholder 0 (see vmc_output.py)
+    assert all((b.position.x, b.position.y, b.position.z) == (0, 0, 0) for b in bones.values())
+    rot = lambda b: [b.rotation.x, b.rotation.y, b.rotation.z, b.rotation.w]  # noqa: E731
+    # yaw +30 in the frame: the avatar turns to its own left, -30 about Unity's y, not mirrored again
+    assert rot(bones["Head"]) == pytest.approx(quat_about(1, -30), abs=1e-6)
+    eye_q = unity_quaternion(math.degrees(0.2), math.degrees(0.1), 0.0)
+    assert rot(bones["LeftEye"]) == pytest.approx(eye_q, abs=1e-6) and eye_q[1] < 0
+    assert rot(bones["RightEye"]) == pytest.approx(eye_q, abs=1e-6)
+
+
+def test_vmc_does_not_mirror_what_the_bridge_decided():
+    """The frame holds the avatar's motion after the bridge's mirror choice; VMC has no mirror of
+    its own (it used to mirror a mirrored frame back into a copy)."""
+    with pytest.raises(TypeError):
+        VMCOutput("127.0.0.1", 39539, mirror=True)
+    out = VMCOutput("127.0.0.1", 39539)
+    try:
+        q = dict((b, q) for b, _, q in out.bone_poses(frame(euler=(0.0, -20.0, 10.0))))["Head"]
+        # yaw -20 (to its own right: +y), roll +10 (its right shoulder: -z)
+        assert q[1] > 0.1 and q[2] < -0.05
+    finally:
+        out.close()
+
+
+def test_vmc_bone_positions_only_when_configured_and_tracking_state():
+    from vmcp.typing import TrackingState
+    f = frame(euler=(10.0, 0.0, 0.0), eye=(0.0, 0.0), tracked=False)
+    head = (0.0, 0.0871, -0.0123)
+    with pytest.raises(ValueError):
+        VMCOutput("127.0.0.1", 39539, bone_positions={"Nose": (0, 0, 0)})
+    with pytest.raises(ValueError):
+        VMCOutput("127.0.0.1", 39539, expressions="vrm2")
+    with VMCReceiver.shared() as rx, VMCOutput("127.0.0.1", rx.port, bone_positions={"Head": head}) as out:
+        received_frames(out, [f], rx)
+    assert rx.messages == len(rx.events)
+    bones = rx.of("BoneTransformEvent")
+    # only the configured bone, at the model's own rest position: a receiver that synchronises
+    # positions keeps the model's shape, and the eyes (not configured) are not displaced
+    assert [b.joint.value for b in bones] == ["Head"]
+    assert (bones[0].position.x, bones[0].position.y, bones[0].position.z) == pytest.approx(head, abs=1e-6)
+    assert [b.rotation.x for b in bones] == pytest.approx([quat_about(0, 10)[0]], abs=1e-6)
+    assert rx.of("StateEvent")[0].tracking_state == TrackingState.BAD, "face lost: tracking status 0"
+    blends = {e.key: e.value for e in rx.of("BlendShapeEvent")}
+    assert {"LookLeft", "LookRight", "LookUp", "LookDown"} <= set(blends), "the gaze still goes"
+
+
+def test_vmc_look_blendshapes_from_the_raw_gaze():
+    out = VMCOutput("127.0.0.1", 39539, look_range_deg=20.0)
+    try:
+        v = dict(out.blend_values(frame(eye=(math.radians(-10.0), math.radians(-30.0)))))
+        # theta -10 deg: to the avatar's own right, half of 20; phi -30: up, clipped to 1
+        assert (v["LookRight"], v["LookLeft"], v["LookUp"], v["LookDown"]) == pytest.approx((0.5, 0, 1, 0))
+    finally:
+        out.close()
+    out = VMCOutput("127.0.0.1", 39539, look_blendshapes=False)
+    try:
+        assert not any(n.startswith("Look") for n, _ in out.blend_values(frame()))
+    finally:
+        out.close()
 
 
 def test_vmc_sends_one_bundle_per_frame():
@@ -139,7 +208,7 @@ def test_vmc_sends_one_bundle_per_frame():
     rx.close()
     for d in datagrams:
         assert OscBundle.dgram_is_bundle(d)
-        assert OscBundle(d).num_contents == 11
+        assert OscBundle(d).num_contents == 17
 
 
 def test_vmc_send_without_a_receiver_neither_blocks_nor_raises():
@@ -172,18 +241,26 @@ def test_vts_parameters_from_live2d_params_and_from_raw_fields():
                                    EyeLeftY=-0.3, EyeRightY=-0.3, MouthOpen=0.6, MouthSmile=0.75,
                                    BrowLeftY=0.0, BrowRightY=0.5, Brows=0.25))
 
+    # without the Live2D parameters: from the raw fields, which already hold the avatar's motion
+    # after the bridge's mirror choice (no mirroring here): yaw 20 (its own left) is the screen's
+    # right, roll 5 (its right shoulder) the screen's left; blink is (screen-left, screen-right)
+    # and EyeOpenLeft the model's own left eye, on the screen's right
     raw = frame(euler=(10.0, 20.0, 5.0), eye=(math.radians(12.5), math.radians(-25.0)),
                 blink=(0.3, 0.8), mouth=0.4)
-    m = vts_parameters(raw, mirror=True, eye_range_deg=25.0)
-    assert m["FaceAngleX"] == pytest.approx(-20.0)    # mirrored: turns to the screen side the user turns to
+    m = vts_parameters(raw, eye_range_deg=25.0)
+    assert m["FaceAngleX"] == pytest.approx(20.0)
     assert m["FaceAngleY"] == pytest.approx(-10.0)    # pitch > 0 looks down; ParamAngleY > 0 is up
-    assert m["FaceAngleZ"] == pytest.approx(5.0)
+    assert m["FaceAngleZ"] == pytest.approx(-5.0)
     assert (m["EyeOpenLeft"], m["EyeOpenRight"]) == pytest.approx((0.8, 0.3))
-    assert m["EyeLeftX"] == pytest.approx(-0.5) and m["EyeLeftY"] == pytest.approx(1.0)
+    assert m["EyeLeftX"] == pytest.approx(0.5) and m["EyeLeftY"] == pytest.approx(1.0)
     assert m["MouthOpen"] == pytest.approx(0.4)
     assert "MouthSmile" not in m and "Brows" not in m
-    u = vts_parameters(raw, mirror=False)
-    assert (u["FaceAngleX"], u["FaceAngleZ"], u["EyeOpenLeft"]) == pytest.approx((20.0, -5.0, 0.3))
+    with pytest.raises(TypeError):
+        vts_parameters(raw, mirror=True)
+    with pytest.raises(TypeError):
+        VTubeStudioOutput("ws://127.0.0.1:1", mirror=True, start=False)
+    with pytest.raises(ValueError):      # VTS refuses names under 3 characters
+        VTubeStudioOutput("ws://127.0.0.1:1", plugin_name="vt", start=False)
     # ranges: 0..1 and -1..1 clamped, head angles kept (VTS's mapping clamps) up to +-90
     c = vts_parameters(frame(params={"ParamAngleX": 45.0, "ParamMouthOpenY": 1.7, "ParamEyeBallX": -3.0}))
     assert (c["FaceAngleX"], c["MouthOpen"], c["EyeLeftX"]) == (45.0, 1.0, -1.0)
@@ -191,100 +268,6 @@ def test_vts_parameters_from_live2d_params_and_from_raw_fields():
 
 # --------------------------------------------------------------------------------------------
 # VTube Studio against a fake VTS
-
-
-class FakeVTS:
-    """A WebSocket server on 127.0.0.1 answering like VTube Studio's plugin API. Tokens it issued
-    stay valid across restart() (like VTS's stored plugin list) unless revoked."""
-
-    def __init__(self):
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server = None
-        self.port = 0
-        self.valid_tokens = set()
-        self.token_requests = []         # data of each AuthenticationTokenRequest
-        self.auth_requests = []          # (token, accepted)
-        self.injections = []             # (monotonic time, data)
-        self.connections = 0
-        self.bad_messages = []
-        self.api_active = True           # False: every request gets APIError 1, as with the API off
-        self.deny_tokens = False         # True: the user clicks Deny (APIError 50)
-
-    def _run(self, coro, timeout=5.0):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def start(self):
-        from websockets.asyncio.server import serve
-
-        async def _start():
-            self.server = await serve(self._handler, "127.0.0.1", self.port)
-            self.port = self.server.sockets[0].getsockname()[1]
-        self._run(_start())
-        return self
-
-    def stop(self):
-        async def _stop():
-            self.server.close()
-            await self.server.wait_closed()
-        self._run(_stop())
-
-    def shutdown(self):
-        if self.server is not None:
-            try:
-                self.stop()
-            except Exception:
-                pass
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(2)
-
-    @property
-    def url(self):
-        return f"ws://127.0.0.1:{self.port}"
-
-    async def _handler(self, ws):
-        self.connections += 1
-        authenticated = False
-        async for raw in ws:
-            msg = json.loads(raw)
-            if msg.get("apiName") != "VTubeStudioPublicAPI" or msg.get("apiVersion") != "1.0" \
-                    or "requestID" not in msg:
-                self.bad_messages.append(msg)
-            kind, data = msg.get("messageType"), msg.get("data") or {}
-            reply = {"apiName": "VTubeStudioPublicAPI", "apiVersion": "1.0",
-                     "timestamp": int(time.time() * 1000), "requestID": msg.get("requestID")}
-            if not self.api_active:
-                reply.update(messageType="APIError",
-                             data={"errorID": 1, "message": "API access deactivated."})
-            elif kind == "AuthenticationTokenRequest" and self.deny_tokens:
-                self.token_requests.append(data)
-                reply.update(messageType="APIError", data={
-                    "errorID": 50, "message": "User has denied API access for your plugin."})
-            elif kind == "AuthenticationTokenRequest":
-                self.token_requests.append(data)
-                token = f"token-{len(self.token_requests)}-{data.get('pluginName')}"
-                self.valid_tokens.add(token)
-                reply.update(messageType="AuthenticationTokenResponse",
-                             data={"authenticationToken": token})
-            elif kind == "AuthenticationRequest":
-                token = data.get("authenticationToken")
-                ok = (token in self.valid_tokens and data.get("pluginName") == "vtb"
-                      and data.get("pluginDeveloper") == "vtb")
-                self.auth_requests.append((token, ok))
-                authenticated = ok
-                reply.update(messageType="AuthenticationResponse", data={
-                    "authenticated": ok, "reason": "Token valid." if ok else "Token invalid."})
-            elif kind == "InjectParameterDataRequest":
-                if not authenticated:
-                    reply.update(messageType="APIError",
-                                 data={"errorID": 8, "message": "Requires authentication."})
-                else:
-                    self.injections.append((time.monotonic(), data))
-                    reply.update(messageType="InjectParameterDataResponse", data={})
-            else:
-                reply.update(messageType="APIError", data={"errorID": 7, "message": "unknown"})
-            await ws.send(json.dumps(reply))
 
 
 @pytest.fixture
@@ -310,9 +293,11 @@ def test_vts_token_flow_injection_and_resend(vts, tmp_path):
                                "ParamMouthForm": 0.2, "ParamBrowLY": 0.4, "ParamBrowRY": 0.0}))
         assert time.perf_counter() - t0 < 0.1
         wait_for(lambda: vts.injections, what="an injection")
-        assert vts.token_requests == [{"pluginName": "vtb", "pluginDeveloper": "vtb"}]
+        # a name VTS accepts (3 to 32 characters) that says what the plugin is, not the minimum
+        assert vts.token_requests == [{"pluginName": PLUGIN_NAME, "pluginDeveloper": PLUGIN_DEVELOPER}]
+        assert len(PLUGIN_NAME) > 3 and len(PLUGIN_DEVELOPER) > 3
         token = token_file.read_text().strip()
-        assert token == "token-1-vtb"
+        assert token == "token-1"
         assert (token_file.stat().st_mode & 0o777) == 0o600
         assert vts.auth_requests == [(token, True)]
 
@@ -337,11 +322,11 @@ def test_vts_token_flow_injection_and_resend(vts, tmp_path):
 
         # a new frame goes out at once and replaces the old values
         n1 = len(vts.injections)
-        out.send(frame(params={"ParamAngleX": -7.0}, tracked=False))
+        out.send(frame(params={"ParamAngleX": -7.0}))
         wait_for(lambda: len(vts.injections) > n1, what="the new frame")
         newest = vts.injections[-1][1]
         assert {p["id"]: p["value"] for p in newest["parameterValues"]}["FaceAngleX"] == -7.0
-        assert newest["faceFound"] is False
+        assert newest["faceFound"] is True
         c = out.counters()
         assert c["state"] == "streaming" and c["token_requests"] == 1 and c["auth_ok"] == 1
         wait_for(lambda: out.counters()["injection_ok"] == len(vts.injections), what="answers")
@@ -368,8 +353,8 @@ def test_vts_revoked_token_gets_a_new_one(vts, tmp_path):
     try:
         out.send(frame())
         wait_for(lambda: vts.injections, what="an injection")
-        assert vts.auth_requests == [("revoked-token", False), ("token-1-vtb", True)]
-        assert token_file.read_text().strip() == "token-1-vtb"
+        assert vts.auth_requests == [("revoked-token", False), ("token-1", True)]
+        assert token_file.read_text().strip() == "token-1"
         c = out.counters()
         assert (c["auth_rejected"], c["token_requests"], c["auth_ok"]) == (1, 1, 1)
     finally:
@@ -393,18 +378,18 @@ def test_vts_denied_token_waits_before_asking_again(vts, tmp_path):
 
 def test_vts_api_switched_off_keeps_the_token_and_retries(vts, tmp_path):
     token_file = tmp_path / "token"
-    token_file.write_text("token-1-vtb\n")
-    vts.valid_tokens.add("token-1-vtb")
+    token_file.write_text("token-1\n")
+    vts.add_token("token-1", PLUGIN_NAME, PLUGIN_DEVELOPER)
     vts.api_active = False
     out = make_output(vts.url, token_file)
     try:
         out.send(frame())
         wait_for(lambda: vts.connections >= 3, what="retries")
-        assert token_file.read_text().strip() == "token-1-vtb"   # not a verdict on the token
+        assert token_file.read_text().strip() == "token-1"   # not a verdict on the token
         assert vts.token_requests == [] and vts.injections == []
         vts.api_active = True                                     # the user switches it on
         wait_for(lambda: vts.injections, what="an injection")
-        assert vts.auth_requests[-1] == ("token-1-vtb", True) and vts.token_requests == []
+        assert vts.auth_requests[-1] == ("token-1", True) and vts.token_requests == []
     finally:
         out.close()
 
@@ -428,7 +413,7 @@ def test_vts_reconnects_after_vts_restarts(vts, tmp_path):
         wait_for(lambda: len(vts.injections) > n, timeout=5.0, what="injections after the restart")
         assert vts.connections >= 2
         assert len(vts.token_requests) == 1          # re-authenticated with the stored token
-        assert vts.auth_requests[-1] == ("token-1-vtb", True)
+        assert vts.auth_requests[-1] == ("token-1", True)
         values = {p["id"]: p["value"] for p in vts.injections[-1][1]["parameterValues"]}
         assert values["FaceAngleX"] == 19.0          # the newest frame
         assert out.counters()["state"] == "streaming"
@@ -455,3 +440,74 @@ def test_vts_without_vts_never_blocks(tmp_path):
         out.close()
         assert time.perf_counter() - t0 < 2.0
     assert not (tmp_path / "token").exists()
+
+
+def test_vts_stops_injecting_when_the_face_is_lost(vts, tmp_path):
+    """Frames of a lost face (tracked=False, the bridge easing back to neutral) are not injected
+    and the re-sending stops, so VTS takes its parameters back; the next tracked frame resumes."""
+    out = make_output(vts.url, tmp_path / "token", resend_interval=0.2)
+    try:
+        out.send(frame(params={"ParamAngleX": 10.0}))
+        wait_for(lambda: len(vts.injections) >= 2, what="injections and a re-send")
+        for i in range(10):                               # the bridge eases back to neutral
+            out.send(frame(params={"ParamAngleX": 10.0 - i}, tracked=False))
+            time.sleep(1 / 30)
+        time.sleep(0.3)                                   # what was in flight
+        n = len(vts.injections)
+        time.sleep(1.5)                                   # VTS forgets after about 1 s
+        assert len(vts.injections) == n, "no injections, no re-sends once the face is lost"
+        assert all(d["faceFound"] for _, d in vts.injections)
+        assert all(vts.values(i)["FaceAngleX"] == 10.0 for i in range(n))
+        assert out.counters()["untracked"] >= 1
+        out.send(frame(params={"ParamAngleX": 4.0}))      # the face is back
+        wait_for(lambda: len(vts.injections) > n, what="injections again")
+        assert vts.values()["FaceAngleX"] == 4.0
+    finally:
+        out.close()
+
+
+def test_vts_close_is_a_normal_closure(vts, tmp_path):
+    out = make_output(vts.url, tmp_path / "token")
+    try:
+        out.send(frame())
+        wait_for(lambda: vts.injections, what="an injection")
+    finally:
+        out.close()
+    wait_for(lambda: vts.closes, what="the connection to end")
+    assert vts.closes[-1][0] == 1000, f"closed with {vts.closes[-1]}"
+
+
+def test_vts_backs_off_when_injections_are_refused(vts, tmp_path):
+    """APIError 454 (a parameter is controlled by another plugin) to every injection: vtb pauses
+    (1 s, doubling) instead of sending 30 frames a second into it, and resumes once it passes."""
+    vts.inject_error = 454
+    out = make_output(vts.url, tmp_path / "token", error_backoff_min=0.4, error_backoff_max=1.6)
+    stop = False
+
+    def stream():
+        i = 0
+        while not stop:
+            out.send(frame(params={"ParamAngleX": float(i % 20)}))
+            i += 1
+            time.sleep(1 / 30)
+    import threading
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: vts.injection_errors, what="a refused injection")
+        t0 = vts.injection_errors[0][0]
+        time.sleep(3.0)                       # 90 frames sent
+        refused = [t for t, _ in vts.injection_errors]
+        # pauses of 0.4, 0.8, 1.6 s: a handful of tries in 3 s, not 90
+        assert len(refused) <= 8, f"{len(refused)} injections into errors in 3 s"
+        tries = sorted({round(t - t0, 1) for t in refused})
+        assert tries[-1] > 1.0, f"still trying: {tries}"
+        c = out.counters()
+        assert c["backoffs"] >= 3 and c["state"] == "streaming" and "454" in c["last_error"]
+        vts.inject_error = None               # the other plugin let go
+        wait_for(lambda: len(vts.injections) >= 10, timeout=4.0, what="injections to resume")
+        assert out.counters()["connects"] == 1, "no reconnect needed"
+    finally:
+        stop = True
+        t.join(2)
+        out.close()

@@ -35,6 +35,7 @@ PARAMETERS = [
     ("vmc_enabled", False, "send the VMC protocol over OSC/UDP"),
     ("vmc_host", "127.0.0.1", "VMC receiver host"),
     ("vmc_port", 39539, "VMC receiver port"),
+    ("vmc_expressions", "vrm0", "VMC blend shape names: vrm0 (VRM 0.x presets: Blink_L, A, LookLeft, ...) or vrm1 (VRM 1.0 expressions: blinkLeft, aa, lookLeft, ...)"),
     ("vtube_studio_enabled", False, "inject parameters into VTube Studio through its plugin API"),
     ("vtube_studio_url", "ws://localhost:8001", "VTube Studio plugin API WebSocket"),
     ("joint_states_enabled", False, "publish sensor_msgs/JointState for a robot head"),
@@ -53,6 +54,7 @@ class BridgeNode(Node):
         self.p = p
         config = load_config(p["config_file"] or self.default_config())
         config["mirror"] = p["mirror"]
+        self.config = config
         self.mapper = AvatarMapper(config)
         self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
         self.pending = {}            # stamp -> {part: msg, "arrived": time}
@@ -86,7 +88,10 @@ class BridgeNode(Node):
             outputs.append(server)
         if p["vmc_enabled"]:
             from .vmc_output import VMCOutput
-            outputs.append(VMCOutput(p["vmc_host"], p["vmc_port"]))
+            vmc = self.config.get("vmc") or {}
+            outputs.append(VMCOutput(p["vmc_host"], p["vmc_port"], expressions=p["vmc_expressions"],
+                                     bone_positions=vmc.get("bone_positions") or None,
+                                     look_blendshapes=bool(vmc.get("look_blendshapes", True))))
         if p["vtube_studio_enabled"]:
             from .vtube_studio_output import VTubeStudioOutput
             outputs.append(VTubeStudioOutput(p["vtube_studio_url"]))

@@ -11,18 +11,28 @@ Flow, on every connection:
    ~/.config/vtb/vtube_studio_token), send AuthenticationRequest (pluginName, pluginDeveloper,
    authenticationToken). Authenticated: go to 3.
 2. Otherwise, or when VTS answers authenticated=false (the user revoked the plugin), send
-   AuthenticationTokenRequest (pluginName "vtb", pluginDeveloper "vtb"). VTS shows a popup; when
+   AuthenticationTokenRequest (pluginName "vtb face tracking", pluginDeveloper "vtb contributors";
+   VTS wants 3 to 32 characters for each, and binds the token to both). VTS shows a popup; when
    the user clicks Allow the answer carries the token, which is written to the token file (mode
    0600) and used for AuthenticationRequest. A denial (errorID 50) waits `denied_retry_s` before
    asking again, so the user is not nagged by a popup every few seconds.
-3. Stream: InjectParameterDataRequest {"faceFound": frame.tracked, "mode": "set",
+3. Stream: InjectParameterDataRequest {"faceFound": true, "mode": "set",
    "parameterValues": [{"id", "value"}, ...]} for the newest frame whenever a new one arrives,
    and the newest one again every `resend_interval` seconds (VTS forgets injected values after
    about a second without data). Answers are read and counted; an errorID 8 (the session needs
    authentication) reconnects.
+4. Face lost: frames the bridge sends while the face is lost (tracked=False, easing back to
+   neutral) are not injected, and the re-sending stops: after about a second VTS takes its
+   parameters back (its own tracking, or the model's defaults) instead of being held at vtb's
+   neutral values. Injecting starts again with the next tracked frame.
+5. Errors answered to injections (APIError, e.g. 454: a parameter is controlled by another
+   plugin, 453: unknown parameter) pause injecting for `error_backoff_min` seconds, doubling up
+   to `error_backoff_max` while they go on (errors of injections already in flight do not
+   extend a pause), reset by a successful injection; then the newest frame is tried again.
 Any failure (VTS not running, restarted, connection lost) closes the connection and retries
 after a backoff that doubles from `reconnect_min` to `reconnect_max` and resets once
-authenticated.
+authenticated. `close()` ends the session with close code 1000 (normal closure), and VTS
+releases the injected parameters.
 
 Never blocks the caller: everything runs on a daemon thread with its own asyncio loop
 (`websockets` library); `send(frame)` only stores the newest frame and wakes that loop.
@@ -32,16 +42,18 @@ identity onto the Live2D standard parameters (FaceAngleX -> ParamAngleX, EyeOpen
 ParamEyeLOpen, EyeLeftX -> ParamEyeBallX, MouthOpen -> ParamMouthOpenY, MouthSmile 0..1 ->
 ParamMouthForm -1..1, Brows / BrowLeftY / BrowRightY 0..1 -> ParamBrowLY / ParamBrowRY -1..1).
 So each value is taken from the frame's Live2D parameters (frame.params, which already carry the
-bridge's gains and its mirroring), converted to the input's range, and only where a parameter is
-missing is it computed from the frame's raw fields (with this output's own `mirror`):
+bridge's gains and its mirroring: this output does not mirror), converted to the input's range,
+and only where a parameter is missing is it computed from the frame's raw fields (the avatar's
+motion after the mirror choice, HeadPose's signs; blink is (screen-left, screen-right)):
 
     id            range (default mapping)  from frame.params            else from the frame
-    FaceAngleX    -30..30 deg (*)          ParamAngleX                  yaw (mirror: -yaw)
+    FaceAngleX    -30..30 deg (*)          ParamAngleX                  yaw
     FaceAngleY    -30..30 deg (*)          ParamAngleY                  -pitch (pitch > 0 = down)
-    FaceAngleZ    -30..30 deg (*)          ParamAngleZ                  -roll (mirror: +roll)
-    EyeOpenLeft   0..1                     ParamEyeLOpen                blink[0] (mirror: blink[1])
-    EyeOpenRight  0..1                     ParamEyeROpen                blink[1] (mirror: blink[0])
-    EyeLeftX/     -1..1                    ParamEyeBallX                theta / eye_range (mirror: -)
+    FaceAngleZ    -30..30 deg (*)          ParamAngleZ                  -roll
+    EyeOpenLeft   0..1                     ParamEyeLOpen                blink[1] (the model's own
+                                                                        left eye: the screen's right)
+    EyeOpenRight  0..1                     ParamEyeROpen                blink[0]
+    EyeLeftX/     -1..1                    ParamEyeBallX                theta / eye_range
     EyeRightX
     EyeLeftY/     -1..1                    ParamEyeBallY                -phi / eye_range
     EyeRightY
@@ -53,7 +65,8 @@ missing is it computed from the frame's raw fields (with this output's own `mirr
 
 (*) The Live2D convention: ParamAngleX > 0 turns the model towards the screen's right (its own
 left), ParamAngleY > 0 looks up, ParamAngleZ > 0 tilts the top of the head towards the screen's
-right. A mirrored avatar turns to the screen side the user turns to. The head angles are not
+right; FaceAngleZ likewise (VTS's own tracking: + = the head tilted towards the screen's right).
+A mirrored avatar turns and tilts to the screen side the user turns and tilts to. The head angles are not
 clamped (VTS itself reports FaceAngleX beyond 30 for a turned head; its mapping clamps), only
 limited to +-90; everything else is clamped to its range. vtb's frame has no face position, so
 FacePositionX/Y/Z are left to VTS; vowels have no default VTS input.
@@ -76,6 +89,10 @@ API_VERSION = "1.0"
 
 ERROR_REQUIRES_AUTH = 8
 ERROR_TOKEN_DENIED = 50
+ERROR_PARAM_CONTROLLED_BY_OTHER_PLUGIN = 454
+NORMAL_CLOSURE = 1000
+PLUGIN_NAME = "vtb face tracking"        # VTS: 3 to 32 characters
+PLUGIN_DEVELOPER = "vtb contributors"
 
 # Default input parameters sent, with the range of their default mapping.
 PARAM_RANGES = {
@@ -108,28 +125,25 @@ def _clamp(v, lo, hi) -> float:
     return min(hi, max(lo, v))
 
 
-def vts_parameters(frame: AvatarFrame, mirror: bool = True, eye_range_deg: float = 25.0) -> dict:
+def vts_parameters(frame: AvatarFrame, eye_range_deg: float = 25.0) -> dict:
     """{VTS input parameter id: value} for one frame (see the module's table)."""
     p = frame.params
     pitch, yaw, roll = (_finite(v) for v in frame.euler)
-    sign = -1.0 if mirror else 1.0
     out = {
-        "FaceAngleX": _finite(p.get("ParamAngleX", sign * yaw)),
+        "FaceAngleX": _finite(p.get("ParamAngleX", yaw)),
         "FaceAngleY": _finite(p.get("ParamAngleY", -pitch)),
-        "FaceAngleZ": _finite(p.get("ParamAngleZ", -sign * roll)),
+        "FaceAngleZ": _finite(p.get("ParamAngleZ", -roll)),
     }
     for k in ("FaceAngleX", "FaceAngleY", "FaceAngleZ"):
         out[k] = _clamp(out[k], -HEAD_ANGLE_LIMIT, HEAD_ANGLE_LIMIT)
 
-    left_open, right_open = (_finite(v, 1.0) for v in frame.blink)
-    if mirror:
-        left_open, right_open = right_open, left_open
-    out["EyeOpenLeft"] = _finite(p.get("ParamEyeLOpen", left_open), 1.0)
-    out["EyeOpenRight"] = _finite(p.get("ParamEyeROpen", right_open), 1.0)
+    screen_left_open, screen_right_open = (_finite(v, 1.0) for v in frame.blink)
+    out["EyeOpenLeft"] = _finite(p.get("ParamEyeLOpen", screen_right_open), 1.0)
+    out["EyeOpenRight"] = _finite(p.get("ParamEyeROpen", screen_left_open), 1.0)
 
     theta, phi = (_finite(v) for v in frame.eye)
     scale = math.radians(eye_range_deg)
-    eye_x = _finite(p.get("ParamEyeBallX", sign * theta / scale))
+    eye_x = _finite(p.get("ParamEyeBallX", theta / scale))
     eye_y = _finite(p.get("ParamEyeBallY", -phi / scale))
     out.update(EyeLeftX=eye_x, EyeRightX=eye_x, EyeLeftY=eye_y, EyeRightY=eye_y)
 
@@ -164,20 +178,27 @@ class VTubeStudioOutput:
 
     `counters()` reports: frames (send calls), superseded (frames replaced by a newer one before
     they were sent), injections (InjectParameterDataRequests sent), injection_ok (their
-    successful answers), api_errors, connects, failures (connections that failed or ended),
-    token_requests, tokens_saved, auth_ok, auth_rejected, state and last_error."""
+    successful answers), api_errors, backoffs (pauses after injection errors), untracked
+    (frames not injected because the face was lost), connects, failures (connections that
+    failed or ended), token_requests, tokens_saved, auth_ok, auth_rejected, state and
+    last_error."""
 
     def __init__(self, url: str = DEFAULT_URL, token_path: str | os.PathLike | None = None,
-                 plugin_name: str = "vtb", plugin_developer: str = "vtb", mirror: bool = True,
+                 plugin_name: str = PLUGIN_NAME, plugin_developer: str = PLUGIN_DEVELOPER,
                  resend_interval: float = 0.5, reconnect_min: float = 0.5,
                  reconnect_max: float = 10.0, open_timeout: float = 3.0,
                  request_timeout: float = 5.0, token_timeout: float = 120.0,
                  denied_retry_s: float = 60.0, eye_range_deg: float = 25.0,
+                 error_backoff_min: float = 1.0, error_backoff_max: float = 16.0,
                  logger: logging.Logger | None = None, start: bool = True):
+        for what, v in (("plugin_name", plugin_name), ("plugin_developer", plugin_developer)):
+            if not 3 <= len(v) <= 32:
+                raise ValueError(f"{what} must be 3 to 32 characters long (VTube Studio's rule): {v!r}")
         self.url = url
         self.token_path = Path(token_path).expanduser() if token_path else default_token_path()
         self.plugin_name, self.plugin_developer = plugin_name, plugin_developer
-        self.mirror, self.eye_range_deg = bool(mirror), float(eye_range_deg)
+        self.eye_range_deg = float(eye_range_deg)
+        self.error_backoff_min, self.error_backoff_max = float(error_backoff_min), float(error_backoff_max)
         self.resend_interval = float(resend_interval)
         self.reconnect_min, self.reconnect_max = float(reconnect_min), float(reconnect_max)
         self.open_timeout, self.request_timeout = float(open_timeout), float(request_timeout)
@@ -194,11 +215,13 @@ class VTubeStudioOutput:
         self._thread: threading.Thread | None = None
         self._closing = False
         self._request_no = 0
+        self._backoff = 0.0            # current pause after injection errors, seconds (0: none)
+        self._backoff_until = 0.0      # loop time until which nothing is injected
 
         self.state = "stopped"
         self.last_error = ""
         self._c = dict(frames=0, superseded=0, injections=0, injection_ok=0, api_errors=0,
-                       connects=0, failures=0, token_requests=0, tokens_saved=0,
+                       backoffs=0, untracked=0, connects=0, failures=0, token_requests=0, tokens_saved=0,
                        auth_ok=0, auth_rejected=0)
         if start:
             self.start()
@@ -295,7 +318,10 @@ class VTubeStudioOutput:
             ready.set()
             worker = asyncio.create_task(self._connection_loop())
             await self._stop.wait()
-            worker.cancel()
+            # the worker closes an open session with 1000 itself; only a hung connect is cut short
+            done, _ = await asyncio.wait({worker}, timeout=1.5)
+            if not done:
+                worker.cancel()
             try:
                 await worker
             except asyncio.CancelledError:
@@ -308,7 +334,7 @@ class VTubeStudioOutput:
 
     async def _connection_loop(self):
         from websockets.asyncio.client import connect
-        delay = self.reconnect_min
+        self._delay = self.reconnect_min
         while not self._closing:
             self.state = "connecting"
             wait = None
@@ -317,10 +343,18 @@ class VTubeStudioOutput:
                                    compression=None, max_size=2 ** 22,
                                    close_timeout=1.0) as ws:
                     self._count("connects")
-                    await self._authenticate(ws)
-                    delay = self.reconnect_min
-                    self.state = "streaming"
-                    await self._stream(ws)
+                    session = asyncio.create_task(self._session(ws))
+                    stopping = asyncio.create_task(self._stop.wait())
+                    try:
+                        await asyncio.wait({session, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                    finally:
+                        stopping.cancel()
+                    if not session.done():      # close(): end the session as a normal closure
+                        session.cancel()
+                        await asyncio.gather(session, return_exceptions=True)
+                        await ws.close(NORMAL_CLOSURE, "vtb stopping")
+                        return
+                    session.result()            # raises: the session ended
             except asyncio.CancelledError:
                 raise
             except _TokenDenied as e:
@@ -332,9 +366,19 @@ class VTubeStudioOutput:
             if self._closing:
                 break
             self.state = "waiting"
-            await asyncio.sleep(wait if wait is not None else delay)
+            try:                                # close() interrupts the wait
+                await asyncio.wait_for(self._stop.wait(), wait if wait is not None else self._delay)
+            except TimeoutError:
+                pass
             if wait is None:
-                delay = min(delay * 2.0, self.reconnect_max)
+                self._delay = min(self._delay * 2.0, self.reconnect_max)
+
+    async def _session(self, ws):
+        await self._authenticate(ws)
+        self._delay = self.reconnect_min
+        self._backoff, self._backoff_until = 0.0, 0.0
+        self.state = "streaming"
+        await self._stream(ws)
 
     def _message(self, message_type: str, data: dict | None = None) -> dict:
         self._request_no += 1
@@ -402,7 +446,7 @@ class VTubeStudioOutput:
             raise _AuthError("VTube Studio rejected a fresh token")
 
     def _injection(self, frame: AvatarFrame) -> dict:
-        values = vts_parameters(frame, self.mirror, self.eye_range_deg)
+        values = vts_parameters(frame, self.eye_range_deg)
         return self._message("InjectParameterDataRequest", {
             "faceFound": bool(frame.tracked), "mode": "set",
             "parameterValues": [{"id": k, "value": round(v, 6)} for k, v in values.items()]})
@@ -418,25 +462,50 @@ class VTubeStudioOutput:
             kind = answer.get("messageType")
             if kind == "InjectParameterDataResponse":
                 self._count("injection_ok")
+                self._backoff = 0.0
             elif kind == "APIError":
                 self._count("api_errors")
                 data = answer.get("data", {}) or {}
-                self._error(f"APIError {data.get('errorID')}: {data.get('message', '')}")
                 if data.get("errorID") == ERROR_REQUIRES_AUTH:
+                    self._error(f"APIError {data.get('errorID')}: {data.get('message', '')}")
                     raise _AuthError("session no longer authenticated")
+                self._injection_failed(data)
+
+    def _injection_failed(self, data: dict):
+        """An injection was refused (454: a parameter is controlled by another plugin, ...):
+        pause, doubling the pause while the errors go on."""
+        now = asyncio.get_running_loop().time()
+        if now < self._backoff_until:
+            return                       # an injection sent before this pause began
+        self._backoff = (self.error_backoff_min if self._backoff <= 0
+                         else min(self._backoff * 2.0, self.error_backoff_max))
+        self._backoff_until = now + self._backoff
+        self._count("backoffs")
+        self._error(f"APIError {data.get('errorID')}: {data.get('message', '')}; "
+                    f"not injecting for {self._backoff:g} s")
 
     async def _send_injections(self, ws):
+        loop = asyncio.get_running_loop()
         while True:
+            pause = self._backoff_until - loop.time()
+            if pause > 0:                # after an injection error: new frames wait
+                await asyncio.sleep(pause)
+                continue
             with self._lock:
                 frame, seq = self._frame, self._frame_seq
-            if frame is not None:
-                self._wake.clear()
+            self._wake.clear()
+            if frame is not None and frame.tracked:
                 await ws.send(json.dumps(self._injection(frame)))
                 with self._lock:
                     self._sent_seq = seq
                     self._c["injections"] += 1
                 timeout = self.resend_interval
-            else:
+            else:                        # nothing yet, or the face is lost: VTS takes over
+                if frame is not None:
+                    with self._lock:
+                        if self._sent_seq != seq:
+                            self._sent_seq = seq
+                            self._c["untracked"] += 1
                 timeout = None
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
