@@ -109,3 +109,22 @@ def test_compressed_input(ros, start_node, astronaut_rgb):
     assert abs(face.bbox.x + face.bbox.width / 2 - 225) < 15
     g.send_until(CompressedImage(format="jpeg", data=b"not a jpeg"), lambda: int(g.counts().get("rejected", 0)) >= 1,
                  "rejection of undecodable data")
+
+
+def test_a_corrupt_model_stops_the_node_with_its_message_not_a_traceback(tmp_path):
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from ament_index_python.packages import get_package_prefix
+    from vtb_detector import models
+    broken = tmp_path / "models"
+    shutil.copytree(models.models_dir(), broken)
+    (broken / "face_landmark.tflite").write_bytes(b"not a model")
+    exe = Path(get_package_prefix("vtb_detector")) / "lib" / "vtb_detector" / "detector_node"
+    r = subprocess.run([str(exe)], env=dict(os.environ, VTB_MODELS_DIR=str(broken)),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "face_landmark.tflite is corrupt" in r.stderr and "./vtb models fetch" in r.stderr
+    assert "Traceback" not in r.stderr

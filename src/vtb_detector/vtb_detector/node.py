@@ -184,6 +184,8 @@ def _floats(a) -> array:
 
 
 def main(args=None):
+    import sys
+    from .models import ModelError
     rclpy.init(args=args)
     node = None
     try:
@@ -191,6 +193,9 @@ def main(args=None):
         rclpy.spin(node)
     except KeyboardInterrupt:
         pass
+    except ModelError as e:  # a missing or corrupt model: its message (file and fix), not a traceback
+        print(f"detector_node: {e}", file=sys.stderr)
+        sys.exit(3)
     finally:
         if node is not None:
             node.destroy_node()
