@@ -298,6 +298,12 @@ def main():
     ap.add_argument("--test-tools", action="store_true",
                     help="also set up what the tests need beyond Python: npm packages, Debian's chromium")
     args = ap.parse_args()
+    if any(c.isspace() for c in str(ROOT)):
+        # colcon's generated install/local_setup.bash does not quote the workspace path: with a
+        # space in it every later ./vtb command would exit 127, so refuse before doing anything
+        log(f"the checkout's path {str(ROOT)!r} contains a space, which colcon's setup scripts cannot "
+            f"handle; move or clone it to a path without spaces")
+        sys.exit(2)
     t0 = time.monotonic()
     lock_path = ROOT / ".vtb-setup.lock"
     with open(lock_path, "w") as lock:

@@ -47,3 +47,16 @@ def test_setup_steps_print_on_stderr_so_a_commands_stdout_stays_its_own():
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "" and "from a setup step" in r.stderr
+
+
+def test_a_checkout_path_with_a_space_is_refused_at_once(tmp_path):
+    """colcon's install/local_setup.bash breaks on an unquoted path with a space: every ./vtb
+    command exited 127 after a whole setup. Setup refuses before it starts, and says why."""
+    import shutil
+    import sys
+    spaced = tmp_path / "my checkout" / "tools"
+    spaced.mkdir(parents=True)
+    shutil.copy(ROOT / "tools" / "bootstrap.py", spaced / "bootstrap.py")
+    r = subprocess.run([sys.executable, str(spaced / "bootstrap.py")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "contains a space" in r.stderr
+    assert not (tmp_path / "my checkout" / ".venv").exists(), "nothing was set up"
