@@ -219,12 +219,27 @@ def graph_topics(nodes, include_images: bool) -> list:
     return [found[t] for t in sorted(found)]
 
 
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def stop_on_sigterm():
+    """SIGTERM (docker stop, a supervisor, ros2 launch after SIGINT) stops like Ctrl-C: the
+    source and detector threads first, the bag closed with its metadata, exit 0. With rclpy's
+    own handlers off (SignalHandlerOptions.NO) Python's default would kill the process at once."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+
+
 def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",
         record: str | None = None, record_images: bool = False, duration: float | None = None,
         stats_every: float = 2.0, log=print) -> int:
     """`./vtb run`: start the graph, feed it, print a latency table every `stats_every` seconds,
     stop on Ctrl-C, after `duration`, or when a finite source has played."""
     from .monitor import GraphMonitor
+    stop_on_sigterm()
     runner = GraphRunner(arguments, executor=executor, log=log)
     recorder = None
     try:
