@@ -511,3 +511,23 @@ def test_vts_backs_off_when_injections_are_refused(vts, tmp_path):
         stop = True
         t.join(2)
         out.close()
+
+
+def test_the_token_file_is_private_even_over_a_stale_temporary_file(tmp_path):
+    """A stale token.tmp left readable by everyone (0644) used to keep its mode through the
+    rename: the token is always written 0600."""
+    import os
+    import stat
+    from vtb_bridge.vtube_studio_output import VTubeStudioOutput
+    token = tmp_path / "cfg" / "vtube_studio_token"
+    token.parent.mkdir()
+    stale = token.with_name(token.name + ".tmp")
+    stale.write_text("old\n")
+    os.chmod(stale, 0o644)
+    out = VTubeStudioOutput(url="ws://127.0.0.1:9", token_path=token)
+    try:
+        out._save_token("secret")
+    finally:
+        out.close()
+    assert token.read_text() == "secret\n"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600

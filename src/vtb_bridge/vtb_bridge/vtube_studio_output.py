@@ -290,6 +290,7 @@ class VTubeStudioOutput:
         self.token_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.token_path.with_name(self.token_path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # O_CREAT's mode is ignored for a stale temporary file left behind
         with os.fdopen(fd, "w", encoding="ascii") as f:
             f.write(token + "\n")
         os.replace(tmp, self.token_path)
