@@ -8,7 +8,8 @@ yaw/pitch/roll in degrees (vtb_msgs/HeadPose: yaw > 0 the face turns to its own 
 looks down, roll > 0 tilts to the right shoulder) or None, and a time in seconds.
 
 Measurements (all from 3D landmark positions, so an in-plane rotation of the head changes
-nothing at all and a turn or nod changes little):
+nothing at all and a turn or nod changes only what the landmark model itself reads differently:
+see "Per head pose" below):
 
 - Face axes: the rotation that best aligns the landmarks that keep their place on the skull
   (vtb_pose.pnp.STABLE_LANDMARKS, 286 points) with vtb_pose's mean face (Kabsch, no iteration);
@@ -50,6 +51,21 @@ Calibration, per user and adaptive (`reset_calibration()` goes back to the defau
 - Levels are learned only while the head is within `calibration_max_angle_deg` of frontal
   (yaw and pitch) or its pose is unknown, and an eye's levels only while that eye is not hidden
   (below).
+- Per head pose (PoseQuantile): the landmark model's resting lips and lids do not read the same
+  at every pose, although everything here is measured in 3D in the face's own frame. On the
+  renders vtb's 468-point mesh puts a closed mouth 0.02 IOD open frontally, 0.12 at 30 degrees
+  of yaw to one side, 0.03 to the other (the 478-point Face Landmarker stays within 0.01), and
+  the open-eye ratio falls by 0.03-0.04 looking up. So the closed-mouth level and each eye's
+  open level also get an offset for the current pose: the `mouth_pose_percentile` (0.25: a
+  resting mouth if the user talks less than half the time) / `eye_open_percentile` quantile of
+  the frames seen with the head near this pose (Gaussian weights, `pose_sigma_deg` 3 degrees)
+  minus the same quantile over all poses within `calibration_max_angle_deg`, shrunk towards 0
+  until about `pose_full_weight` (10) frames near the pose have been seen, capped at
+  `mouth_pose_offset_max` (0.15 IOD) / `eye_pose_offset_max` (0.08). Frames are kept per
+  10-degree cell of the pose (at most 15 a second, the newest 150), so a pose keeps what it
+  learned however long the head stays elsewhere. A pose never seen gets no offset (reads as
+  before); after the user has looked around for a while, a resting mouth reads the same at
+  every pose they have been at (`./vtb eval gaze`, pose sweep).
 
 Outputs:
 
@@ -74,6 +90,7 @@ Outputs:
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,6 +255,82 @@ class DecayingMin:
         return self.value
 
 
+def _weighted_quantile(x: np.ndarray, w: np.ndarray, p: float) -> float:
+    """The smallest x whose cumulative weight (in increasing x) reaches p of the total."""
+    order = np.argsort(x)
+    cum = np.cumsum(w[order])
+    k = int(np.searchsorted(cum, p * cum[-1]))
+    return float(x[order[min(k, len(order) - 1)]])
+
+
+class PoseQuantile:
+    """How a level depends on where the head points. `offset(yaw, pitch)`: the p-quantile of
+    the samples seen with the head near that pose (each weighted by a Gaussian of its distance
+    in degrees, `sigma_deg`) minus the p-quantile of all samples within `pool_max_deg` of
+    frontal (what a pose-free level learns from); near no sample, or with only a little weight
+    (less than `full_weight`, about that many samples at this very pose), it shrinks towards 0.
+    Samples are kept per `cell_deg` cell of the pose, at most `rate_hz` per cell and the newest
+    `per_cell` of them, so each pose remembers its own last seconds however long the head stays
+    elsewhere."""
+
+    def __init__(self, p: float, sigma_deg: float = 3.0, full_weight: float = 10.0, pool_max_deg: float = 30.0,
+                 cell_deg: float = 10.0, per_cell: int = 150, rate_hz: float = 15.0, pool_every_s: float = 0.5):
+        self.p, self.sigma, self.full_weight = p, float(sigma_deg), float(full_weight)
+        self.pool_max, self.pool_every = float(pool_max_deg), float(pool_every_s)
+        self.cell_deg, self.per_cell, self.min_dt = float(cell_deg), int(per_cell), 1.0 / rate_hz
+        self.reset()
+
+    def reset(self):
+        self.cells: dict[tuple[int, int], deque] = {}
+        self.last_t: dict[tuple[int, int], float] = {}
+        self._pool, self._pool_t, self._pool_n, self.n = math.nan, -math.inf, 0, 0
+
+    def _cell(self, yaw: float, pitch: float) -> tuple[int, int]:
+        return int(math.floor(yaw / self.cell_deg)), int(math.floor(pitch / self.cell_deg))
+
+    def update(self, x: float, yaw: float, pitch: float, t: float):
+        key = self._cell(yaw, pitch)
+        if t - self.last_t.get(key, -math.inf) < self.min_dt - 1e-3:   # (stamps are not exact)
+            return
+        self.last_t[key] = t
+        self.cells.setdefault(key, deque(maxlen=self.per_cell)).append((yaw, pitch, float(x)))
+        self.n += 1
+
+    def weight_and_quantile(self, yaw: float, pitch: float) -> tuple[float, float]:
+        """(total weight, weighted p-quantile) of the samples near this pose; (0, nan) if none."""
+        ci, cj = self._cell(yaw, pitch)
+        reach = int(math.ceil(3 * self.sigma / self.cell_deg))
+        near = [self.cells[(i, j)] for i in range(ci - reach, ci + reach + 1)
+                for j in range(cj - reach, cj + reach + 1) if (i, j) in self.cells]
+        if not near:
+            return 0.0, math.nan
+        a = np.array([s for cell in near for s in cell])
+        w = np.exp(-((a[:, 0] - yaw) ** 2 + (a[:, 1] - pitch) ** 2) / (2 * self.sigma ** 2))
+        total = float(w.sum())
+        if total < 1e-6:
+            return 0.0, math.nan
+        return total, _weighted_quantile(a[:, 2], w, self.p)
+
+    def pooled(self, t: float) -> float:
+        """The p-quantile of every kept sample within pool_max_deg (after a new sample: at once
+        while there are few, else at most every pool_every_s of `t`); nan without any."""
+        if self.n != self._pool_n and (self.n < 300 or not 0 <= t - self._pool_t < self.pool_every):
+            self._pool_n = self.n
+            xs = [x for cell in self.cells.values() for y, p, x in cell
+                  if abs(y) <= self.pool_max and abs(p) <= self.pool_max]
+            self._pool = _weighted_quantile(np.array(xs), np.ones(len(xs)), self.p) if xs else math.nan
+            self._pool_t = t
+        return self._pool
+
+    def offset(self, yaw: float, pitch: float, t: float) -> float:
+        pool = self.pooled(t)
+        if not math.isfinite(pool):
+            return 0.0
+        total, q = self.weight_and_quantile(yaw, pitch)
+        c = min(total / self.full_weight, 1.0)
+        return c * (q - pool) if c > 0 else 0.0
+
+
 class Hysteresis:
     """Closed below `close`, open again above `open_` (> close); between them the state stays."""
 
@@ -277,6 +370,8 @@ class FaceStateEstimator:
                  brow_raise_scale: float = 0.10, brow_lower_scale: float = 0.06,
                  neutral_time_s: float = 30.0, warmup_frames: int = 30,
                  calibration_max_angle_deg: float = 30.0,
+                 pose_sigma_deg: float = 3.0, pose_full_weight: float = 10.0, mouth_pose_percentile: float = 0.25,
+                 mouth_pose_offset_max: float = 0.15, eye_pose_offset_max: float = 0.08,
                  far_yaw_deg: float = 30.0, far_yaw_band_deg: float = 10.0,
                  eye_min_cutoff: float = 1.0, eye_beta: float = 4.0, eye_d_cutoff: float = 5.0,
                  mouth_min_cutoff: float = 2.0, mouth_beta: float = 3.0,
@@ -288,6 +383,7 @@ class FaceStateEstimator:
         self.mouth_width_rel_span, self.mouth_form_scale = mouth_width_rel_span, mouth_form_scale
         self.brow_raise_scale, self.brow_lower_scale = brow_raise_scale, brow_lower_scale
         self.calibration_max_angle_deg = calibration_max_angle_deg
+        self.mouth_pose_offset_max, self.eye_pose_offset_max = mouth_pose_offset_max, eye_pose_offset_max
         self.far_yaw_deg, self.far_yaw_band_deg = far_yaw_deg, far_yaw_band_deg
         self.use_depth = use_depth
         self.adapt = adapt   # False: the levels stay at their defaults (no per-user learning)
@@ -297,6 +393,11 @@ class FaceStateEstimator:
         self.eye_closed = {s: DecayingMin(eye_closed_ratio, eye_closed_decay_s) for s in ("left", "right")}
         self.mouth_closed = AdaptiveLevel(mouth_closed_ratio, mouth_closed_percentile, mouth_open_span,
                                           mouth_closed_time_s, warmup_frames)
+        # the same level per head pose: the landmark model's lips at rest move with the pose
+        self.mouth_closed_by_pose = PoseQuantile(mouth_pose_percentile, pose_sigma_deg, pose_full_weight,
+                                                 calibration_max_angle_deg)
+        self.eye_open_by_pose = {s: PoseQuantile(eye_open_percentile, pose_sigma_deg, pose_full_weight,
+                                                 calibration_max_angle_deg) for s in ("left", "right")}
         self.mouth_width_neutral = AdaptiveLevel(mouth_width_neutral, 0.5, mouth_width_rel_span * mouth_width_neutral,
                                                  neutral_time_s, warmup_frames)
         self.mouth_form_neutral = AdaptiveLevel(mouth_form_neutral, 0.5, mouth_form_scale, neutral_time_s,
@@ -327,6 +428,9 @@ class FaceStateEstimator:
         """Back to the default levels (and a fresh warm-up), e.g. when another person sits down."""
         for level in self._levels():
             level.reset()
+        self.mouth_closed_by_pose.reset()
+        for level in self.eye_open_by_pose.values():
+            level.reset()
 
     def reset(self):
         """Calibration, filters and eye states, as new."""
@@ -348,6 +452,26 @@ class FaceStateEstimator:
                     mouth_form_neutral=self.mouth_form_neutral.value,
                     brow_left_neutral=self.brow_neutral["left"].value,
                     brow_right_neutral=self.brow_neutral["right"].value)
+
+    def mouth_closed_level(self, ypr_deg=None, t: float = 0.0) -> float:
+        """The closed mouth's gap (raw units) at this head pose: the pose-free level (capped at
+        `mouth_closed_max`) plus how far the resting gap seen near this pose lies from the one
+        seen over all poses (capped at +-`mouth_pose_offset_max`; a pose never seen adds nothing)."""
+        level = min(self.mouth_closed.value, self.mouth_closed_max)
+        if ypr_deg is not None:
+            offset = self.mouth_closed_by_pose.offset(float(ypr_deg[0]), float(ypr_deg[1]), t)
+            level += _clip(offset, -self.mouth_pose_offset_max, self.mouth_pose_offset_max)
+        return level
+
+    def eye_open_level(self, side: str, ypr_deg=None, t: float = 0.0) -> float:
+        """An open eye's ratio at this head pose: the pose-free level plus how far the open
+        eye seen near this pose lies from the one seen over all poses (capped at
+        +-`eye_pose_offset_max`; a pose never seen adds nothing)."""
+        level = self.eye_open[side].value
+        if ypr_deg is not None:
+            offset = self.eye_open_by_pose[side].offset(float(ypr_deg[0]), float(ypr_deg[1]), t)
+            level += _clip(offset, -self.eye_pose_offset_max, self.eye_pose_offset_max)
+        return level
 
     # ---------------------------------------------------------------- measurement
     def measure(self, landmarks) -> dict[str, float]:
@@ -383,7 +507,9 @@ class FaceStateEstimator:
             if learn and not (side == hidden and hidden_w >= 0.5):
                 self.eye_open[side].update(ratio, dt)
                 self.eye_closed[side].update(ratio, dt)
-            hi = self.eye_open[side].value
+            if self.adapt and ypr_deg is not None and not (side == hidden and hidden_w >= 0.5):
+                self.eye_open_by_pose[side].update(ratio, yaw, pitch, t)
+            hi = self.eye_open_level(side, ypr_deg, t)
             lo_ = min(self.eye_closed[side].value, hi - self.eye_min_span)
             eye_raw[side] = _clip((ratio - lo_) / (hi - lo_), 0.0, 1.0)
         eye = {s: _clip(float(self.filters[f"eye_{s}"]([eye_raw[s]], t)[0]), 0.0, 1.0) for s in eye_raw}
@@ -401,7 +527,9 @@ class FaceStateEstimator:
             for side in ("left", "right"):
                 if not (side == hidden and hidden_w >= 0.5):
                     self.brow_neutral[side].update(m[f"brow_{side}"], dt)
-        mouth_lo = min(self.mouth_closed.value, self.mouth_closed_max)
+        if self.adapt and ypr_deg is not None:
+            self.mouth_closed_by_pose.update(m["mouth_open"], yaw, pitch, t)
+        mouth_lo = self.mouth_closed_level(ypr_deg, t)
         mouth_open = (m["mouth_open"] - mouth_lo) / self.mouth_open_span
         width_neutral = self.mouth_width_neutral.value
         mouth_width = 0.5 + (m["mouth_width"] / width_neutral - 1.0) / (2 * self.mouth_width_rel_span)
