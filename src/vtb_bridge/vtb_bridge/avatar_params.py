@@ -17,15 +17,24 @@ ParamAngleX = yaw (the user turned to their own left), ParamAngleY = -pitch, Par
 ParamEyeLOpen = the user's left eye. Mirror on negates yaw, roll and gaze yaw and swaps the eyes
 and brows. This is the only place that mirrors: every output sends what the frame holds (the
 README's mirroring table). The body follows the head (ParamBodyAngle*, gain 0.3).
+
+Neutral (`calibrate_neutral()`, the bridge node's `calibrate_neutral` service and the built-in
+page's button): the head pose and gaze of the last `neutral_window_s` (median) become the
+avatar's rest; from then on the head's rotation is taken relative to that rest pose and the gaze
+minus that rest gaze, before mirroring, so every output (and the robot head) starts from the
+user's own "straight ahead". Kept until `reset_neutral()` or the process ends.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import threading
+from collections import deque
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import yaml
+from transforms3d.euler import euler2mat, mat2euler
 
 from .avatar_frame import AvatarFrame
 
@@ -116,6 +125,7 @@ class AvatarMapper:
         self.last_stamp = None
         self.face_id = ""
         self.last_raw = {}
+        self._init_neutral()
 
     def sources(self, inputs: Inputs) -> dict:
         src = {}
@@ -129,7 +139,56 @@ class AvatarMapper:
             src = {MIRROR_SWAP.get(k, k): (-v if k in MIRROR_NEGATE else v) for k, v in src.items()}
         return src
 
+    # ---- neutral pose: the user's rest is the avatar's rest --------------------------------------
+    def _init_neutral(self):
+        self.neutral_window_s = float(self.config.get("neutral_window_s", 0.5))
+        self.neutral_head = None      # rotation (3x3, of the yaw-pitch-roll angles) of the rest pose
+        self.neutral_head_ypr = None
+        self.neutral_gaze = None      # (yaw, pitch) degrees
+        self._recent = deque(maxlen=240)   # (stamp, head, gaze) of the latest inputs, unmirrored
+        self._neutral_lock = threading.Lock()
+
+    def calibrate_neutral(self) -> tuple[bool, str]:
+        """The head pose and gaze of the last `neutral_window_s` seconds of input (median) become
+        the neutral. Safe to call from any thread. Returns (success, message)."""
+        with self._neutral_lock:
+            if not self._recent:
+                return False, "no face seen yet: nothing to take as neutral"
+            last = self._recent[-1][0]
+            recent = [r for r in self._recent if last - r[0] <= self.neutral_window_s]
+            heads = [r[1] for r in recent if r[1] is not None]
+            gazes = [r[2] for r in recent if r[2] is not None]
+            if not heads and not gazes:
+                return False, "no head pose or gaze in the last frames: nothing to take as neutral"
+            said = []
+            if heads:
+                ypr = tuple(float(v) for v in np.median(np.array(heads, float), axis=0))
+                self.neutral_head_ypr, self.neutral_head = ypr, euler2mat(*np.radians(ypr), axes="rzyx")
+                said.append("head yaw/pitch/roll " + "/".join(f"{v:.1f}" for v in ypr) + " deg")
+            if gazes:
+                self.neutral_gaze = tuple(float(v) for v in np.median(np.array(gazes, float), axis=0))
+                said.append("gaze yaw/pitch " + "/".join(f"{v:.1f}" for v in self.neutral_gaze) + " deg")
+            return True, "neutral: " + ", ".join(said) + f" (median of {len(recent)} frames)"
+
+    def reset_neutral(self) -> tuple[bool, str]:
+        with self._neutral_lock:
+            self.neutral_head = self.neutral_head_ypr = self.neutral_gaze = None
+        return True, "neutral cleared: head and gaze as measured"
+
+    def neutralised(self, inputs: Inputs) -> Inputs:
+        """Remember `inputs` for a later calibration; return them relative to the neutral."""
+        with self._neutral_lock:
+            self._recent.append((inputs.stamp, inputs.head, inputs.gaze))
+            head, gaze = inputs.head, inputs.gaze
+            if head is not None and self.neutral_head is not None:
+                rel = self.neutral_head.T @ euler2mat(*np.radians(head[:3]), axes="rzyx")
+                head = tuple(float(v) for v in np.degrees(mat2euler(rel, axes="rzyx")))
+            if gaze is not None and self.neutral_gaze is not None:
+                gaze = (gaze[0] - self.neutral_gaze[0], gaze[1] - self.neutral_gaze[1])
+        return replace(inputs, head=head, gaze=gaze)
+
     def update(self, inputs: Inputs) -> AvatarFrame:
+        inputs = self.neutralised(inputs)
         dt = 0.0 if self.last_stamp is None else max(0.0, inputs.stamp - self.last_stamp)
         self.last_stamp, self.face_id = inputs.stamp, inputs.face_id
         src = self.sources(inputs)

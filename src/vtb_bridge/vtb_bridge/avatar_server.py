@@ -27,11 +27,15 @@ broadcasts it to every connected page (a frame still waiting is replaced: `dropp
 
 Safety. It binds 127.0.0.1 unless told otherwise. With `token` set, a Socket.IO client must give
 it, as `auth: {token}` (socket.io-client's `auth` option) or as the `token` query parameter
-(the page passes `?token=...` of its own URL on), or its connection is refused. The page only
-listens: the only client->server event accepted is `hello` (a small dict the page sends once);
-any other event, an oversized one (over `max_message_bytes`, default 16 KiB: the engine closes
-that connection), a binary or malformed packet is rejected, logged and counted in `rejected`,
-and the server goes on serving everyone else. Browsers from another origin are refused
+(the page passes `?token=...` of its own URL on), or its connection is refused. The page
+mostly listens: the client->server events accepted are `hello` (a small dict the page sends
+once) and the commands in `commands` (name -> a callable returning (success, message), set by
+the bridge node: `calibrate_neutral`, the page's "calibrate neutral" button), which only a
+connected, so token-checked, page can send; the callable's answer goes back as the event's
+acknowledgement `{success, message}`. Any other event, an oversized one (over
+`max_message_bytes`, default 16 KiB: the engine closes that connection), a binary or malformed
+packet is rejected, logged and counted in `rejected`, and the server goes on serving everyone
+else. Browsers from another origin are refused
 (python-socketio's same-origin check).
 
 Live2D mode (optional, bring your own model and runtime). vtb ships no Cubism runtime (Live2D's
@@ -136,6 +140,7 @@ class AvatarServer:
         self.refused = 0         # connections refused (token)
         self.rejected = 0        # client messages rejected
         self.clients = set()     # connected sids in the namespace
+        self.commands = {}       # client command name -> callable() -> (success, message)
         self._lock = threading.Lock()
         self._slot = None
         self._loop = None
@@ -246,6 +251,8 @@ class AvatarServer:
         @sio.on("*", namespace=ns)
         async def _any(event, sid, *args):
             size = len(json.dumps(args, default=str)) if args else 0
+            if event in self.commands:
+                return await self._command(event, sid, args, size)
             if event not in self.ALLOWED_EVENTS:
                 self.rejected += 1
                 log.warning("rejected event %r from %s (%d bytes): pages only listen",
@@ -291,6 +298,21 @@ class AvatarServer:
         for t in rest:
             t.cancel()
         await asyncio.gather(*rest, return_exceptions=True)
+
+    async def _command(self, event, sid, args, size):
+        """A page's command (e.g. calibrate_neutral): at most one small dict argument; the
+        callable runs off the loop; its (success, message) is the acknowledgement."""
+        if len(args) > 1 or (args and not isinstance(args[0], dict)) or size > 1024:
+            self.rejected += 1
+            log.warning("rejected a malformed %s from %s", event, sid)
+            return {"success": False, "message": "malformed request"}
+        try:
+            ok, message = await asyncio.get_running_loop().run_in_executor(None, self.commands[event])
+        except Exception as e:  # noqa: BLE001 - the caller's callable
+            log.warning("%s from %s failed: %r", event, sid, e)
+            ok, message = False, f"{event} failed: {e}"
+        log.info("page %s: %s -> %s", sid, event, message)
+        return {"success": bool(ok), "message": str(message)}
 
     async def _broadcast_loop(self):
         while True:

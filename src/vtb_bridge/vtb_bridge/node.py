@@ -9,6 +9,9 @@ Outputs, each switched on by a parameter: a Socket.IO client (socketio_url), the
 page and Socket.IO server (server_enabled), VMC over OSC (vmc_enabled), VTube Studio's plugin
 API (vtube_studio_enabled). The largest face drives the avatar; when it is lost, the parameters
 ease back to neutral.
+Services: calibrate_neutral (std_srvs/Trigger: the current head pose and gaze become the
+          avatar's rest; the built-in page's button asks the same over its Socket.IO connection),
+          reset_neutral (std_srvs/Trigger: back to the pose as measured). Kept until restart.
 """
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
+from std_srvs.srv import Trigger
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
@@ -66,6 +70,9 @@ class BridgeNode(Node):
         for part, msg_type in zip(PARTS, (FaceArray, HeadPoseArray, GazeArray, FaceStateArray)):
             self.create_subscription(msg_type, part, lambda m, part=part: self.on_part(part, m), 10)
         self.create_timer(1 / 100, self.flush)
+        self.create_service(Trigger, "calibrate_neutral", self.on_calibrate_neutral)
+        self.create_service(Trigger, "reset_neutral", self.on_reset_neutral)
+        self.connect_page_commands()
         self.create_timer(1 / 30, self.ease_when_lost)
 
     @staticmethod
@@ -96,6 +103,28 @@ class BridgeNode(Node):
             from .vtube_studio_output import VTubeStudioOutput
             outputs.append(VTubeStudioOutput(p["vtube_studio_url"]))
         return outputs
+
+    # neutral pose ------------------------------------------------------------------------
+    def on_calibrate_neutral(self, request, response):
+        response.success, response.message = self.calibrate_neutral("service")
+        return response
+
+    def on_reset_neutral(self, request, response):
+        response.success, response.message = self.mapper.reset_neutral()
+        self.get_logger().info(response.message)
+        return response
+
+    def calibrate_neutral(self, who: str):
+        """The mapper's calibration (thread-safe: the page's request comes from the server's thread)."""
+        ok, message = self.mapper.calibrate_neutral()
+        (self.get_logger().info if ok else self.get_logger().warning)(f"calibrate_neutral ({who}): {message}")
+        return ok, message
+
+    def connect_page_commands(self):
+        """The built-in page's buttons: commands its server accepts from connected (token-checked) pages."""
+        for out in self.outputs:
+            if hasattr(out, "commands"):
+                out.commands["calibrate_neutral"] = lambda: self.calibrate_neutral("avatar page")
 
     # inputs: gather the parts of one image ---------------------------------------------
     def on_part(self, part, msg):

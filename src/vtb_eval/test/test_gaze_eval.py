@@ -3,7 +3,8 @@ from vtb_eval.gaze_eval import format_table, run_gaze_eval
 
 
 def test_gaze_eval_on_a_few_cases():
-    r = run_gaze_eval(heads=((0, 0, 0),), gaze_yaws=(-20, 20), gaze_pitches=(0,), echo=lambda m: None)
+    r = run_gaze_eval(heads=((0, 0, 0),), gaze_yaws=(-20, 20), gaze_pitches=(0,), rest_jaws=(), neutral=False,
+                      echo=lambda m: None)
     for key in ("gaze_mae_deg", "gaze_head_relative_mae_deg", "blink_accuracy", "mouth_open_accuracy"):
         assert key in r
     assert r["gaze_failures"] == 0 and r["gaze_n"] == 2
