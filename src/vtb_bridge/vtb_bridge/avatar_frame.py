@@ -5,6 +5,7 @@ the built-in page, VMC, VTube Studio, robot joints) turns it into its own protoc
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -26,3 +27,12 @@ class AvatarFrame:
                 "mouth": float(self.mouth), "blink": [float(v) for v in self.blink],
                 "params": {k: float(v) for k, v in self.params.items()}, "face_id": self.face_id,
                 "stamp": float(self.stamp)}
+
+
+def finite(v, default=0.0) -> float:
+    """v as a float, or `default` where it is not a finite number: what every output sends."""
+    try:
+        v = float(v)
+    except (TypeError, ValueError):
+        return default
+    return v if math.isfinite(v) else default

@@ -83,7 +83,7 @@ from pythonosc.udp_client import UDPClient
 from transforms3d.euler import euler2mat
 from transforms3d.quaternions import mat2quat
 
-from vtb_bridge.avatar_frame import AvatarFrame
+from vtb_bridge.avatar_frame import AvatarFrame, finite as _finite
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 39539
@@ -143,14 +143,6 @@ def _clamp01(v) -> float:
     if not math.isfinite(v):
         return 0.0
     return min(1.0, max(0.0, v))
-
-
-def _finite(v, default=0.0) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return default
-    return v if math.isfinite(v) else default
 
 
 class VMCOutput:

@@ -81,7 +81,7 @@ import os
 import threading
 from pathlib import Path
 
-from vtb_bridge.avatar_frame import AvatarFrame
+from vtb_bridge.avatar_frame import AvatarFrame, finite as _finite
 
 DEFAULT_URL = "ws://localhost:8001"
 API_NAME = "VTubeStudioPublicAPI"
@@ -111,14 +111,6 @@ log = logging.getLogger("vtb_bridge.vtube_studio")
 def default_token_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     return Path(base) / "vtb" / "vtube_studio_token"
-
-
-def _finite(v, default=0.0) -> float:
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return default
-    return v if math.isfinite(v) else default
 
 
 def _clamp(v, lo, hi) -> float:

