@@ -13,6 +13,7 @@ Services: calibrate_neutral (std_srvs/Trigger: the current head pose and gaze be
           avatar's rest; the built-in page's button asks the same over its Socket.IO connection),
           reset_neutral (std_srvs/Trigger: back to the pose as measured). Kept until restart.
 """
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
+from vtb_common.node_main import run_node
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
@@ -215,17 +217,7 @@ class BridgeNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = BridgeNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(run_node(BridgeNode, args, name="bridge_node"))
 
 
 if __name__ == "__main__":

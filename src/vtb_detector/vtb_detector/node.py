@@ -12,6 +12,7 @@ Images are taken by the subscription callback into a one-frame slot and processe
 thread: when processing falls behind, the newest frame replaces the waiting one (counted as
 dropped) instead of a queue building up.
 """
+import sys
 import threading
 import time
 from array import array
@@ -24,6 +25,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
+from vtb_common.node_main import run_node
 from vtb_msgs.msg import Face, FaceArray
 
 from .debug_draw import draw_faces
@@ -184,22 +186,9 @@ def _floats(a) -> array:
 
 
 def main(args=None):
-    import sys
     from .models import ModelError
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = DetectorNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except ModelError as e:  # a missing or corrupt model: its message (file and fix), not a traceback
-        print(f"detector_node: {e}", file=sys.stderr)
-        sys.exit(3)
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    # a missing or corrupt model: its message (the file and the fix), exit 3, not a traceback
+    sys.exit(run_node(DetectorNode, args, fatal=(ModelError,), name="detector_node"))
 
 
 if __name__ == "__main__":

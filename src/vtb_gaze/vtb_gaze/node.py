@@ -14,6 +14,7 @@ Services: calibrate_gaze (std_srvs/Trigger: "look at the camera" for the next fr
 Faces are kept for a moment until their head pose arrives; a face whose pose does not come
 within `pose_wait_s` still gets its FaceState (without gaze), so a missing pose never stops it.
 """
+import sys
 import time
 
 import numpy as np
@@ -27,6 +28,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
+from vtb_common.node_main import run_node
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
 from vtb_pose.face_model import load_metric_face
 from vtb_pose.frames import rotation_from_quaternion
@@ -225,17 +227,7 @@ class GazeNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = GazeNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(run_node(GazeNode, args, name="gaze_node"))
 
 
 if __name__ == "__main__":

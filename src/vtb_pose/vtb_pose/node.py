@@ -10,6 +10,8 @@ A thin adapter around the rclpy-free HeadPoseEstimator and PoseFilter. Topics (r
   /tf                      face_<id> in the image's frame (tf2_ros, or tf2_msgs on /tf with
                            tf2's QoS where tf2_ros is not installed)
 """
+import sys
+
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped, Vector3
@@ -20,6 +22,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
+from vtb_common.node_main import run_node
 from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
 
 from .filters import PoseFilter
@@ -191,17 +194,7 @@ class PoseNode(Node):
 
 
 def main(args=None):
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = PoseNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    sys.exit(run_node(PoseNode, args, name="pose_node"))
 
 
 if __name__ == "__main__":
