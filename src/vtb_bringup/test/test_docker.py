@@ -500,3 +500,15 @@ def test_compose_checks_the_avatar_page_on_the_bridge_port():
     ports = re.findall(r"http://(?:127\.0\.0\.1|localhost):(\d+)", health)
     assert ports and {int(p) for p in ports} == {bridge_server_port()}, \
         f"the healthcheck asks ports {ports}, the bridge serves the avatar page on {bridge_server_port()}"
+
+
+def test_compose_stops_launch_with_sigint_through_an_init_with_grace():
+    """docker stop sent SIGTERM to ros2 launch, which exited at once and left the nodes running:
+    an init as PID 1, SIGINT (launch's own stop signal) and a grace period longer than launch's
+    5 s SIGINT -> SIGTERM escalation."""
+    service = compose_service()
+    assert service.get("init") is True
+    assert service.get("stop_signal") == "SIGINT"
+    grace = str(service.get("stop_grace_period", "10s"))
+    seconds = float(grace[:-1]) * (60 if grace.endswith("m") else 1) if grace[-1] in "sm" else float(grace)
+    assert seconds > 5 + 5, "launch's 5 s escalation plus the nodes' own stop"
