@@ -104,3 +104,41 @@ def test_robot_head_joints_limits_and_rate_limit():
     for i in range(2, 60):
         j = head.update({"head_yaw": 90}, i / 30)
     assert j["neck_yaw"] == pytest.approx(1.2), "held at its limit"
+
+
+BAD_HEADS = [(math.nan, 0, 0), (0, math.inf, 0), (0, 0, -math.inf), (1e6, 0, 0)]
+
+
+@pytest.mark.parametrize("bad", BAD_HEADS + ["gaze", "state"])
+def test_one_bad_input_does_not_poison_the_state(bad):
+    """One non-finite (or absurd) head pose, gaze or eye openness is dropped: the next good
+    inputs give finite, correct values (before: NaN for good)."""
+    m = AvatarMapper(dict(CONFIG, mirror=False))
+    run(m, n=10, head=(20, 10, -5), gaze=(15, -6))
+    head, gaze, state = (20, 10, -5), (15, -6), dict(OPEN)
+    if bad == "gaze":
+        gaze = (math.nan, 0.0)
+    elif bad == "state":
+        state["eye_left_open"] = math.nan
+    else:
+        head = bad
+    f = m.update(Inputs("abcd", 10 / 30, head, gaze, state))
+    assert all(math.isfinite(v) for v in f.params.values()) and m.rejected == 1
+    f = run(m, n=30, head=(20, 10, -5), gaze=(15, -6), t0=11 / 30)
+    p = f.params
+    assert all(math.isfinite(v) for v in p.values())
+    assert all(math.isfinite(v) for v in (*f.euler, *f.eye, f.mouth, *f.blink))
+    assert p["ParamAngleX"] == pytest.approx(20, abs=0.1) and p["ParamAngleY"] == pytest.approx(-10, abs=0.1)
+    assert p["ParamEyeBallX"] == pytest.approx(0.5, abs=0.01) and p["ParamEyeLOpen"] == pytest.approx(1.0, abs=0.01)
+    import json
+    json.dumps(f.result_data(), allow_nan=False)      # what a browser can parse
+    assert m.calibrate_neutral()[0] and all(math.isfinite(v) for v in m.neutral_head_ypr), \
+        "the bad pose is not in the neutral's window either"
+
+
+def test_the_filter_never_takes_a_non_finite_value():
+    assert AvatarMapper._follow(1.0, math.nan, 0.05, 0.03) == 1.0
+    assert AvatarMapper._follow(math.nan, 2.0, 0.05, 0.03) == 2.0
+    m = AvatarMapper(dict(CONFIG, mirror=False))
+    m.values["ParamAngleX"] = math.nan            # however it got there: the frame is finite
+    assert all(math.isfinite(v) for v in m.ease_to_neutral(1.0).params.values())

@@ -74,3 +74,62 @@ def test_a_missing_gaze_or_pose_is_tolerated(ros, start_node):
     ros.spin_until(lambda: params, what="parameters from the face state alone")
     last = dict(zip(params[-1].names, params[-1].values))
     assert abs(last["ParamMouthOpenY"] - 0.6) < 0.05 and abs(last["ParamAngleX"]) < 1e-6
+
+
+def bad_perceptions(stamp):
+    """One image's perception each, with one bad value of the kinds the issue tried."""
+    out = []
+    for yaw, pitch, roll in ((math.nan, 0.0, 0.0), (0.0, math.inf, 0.0), (0.0, 0.0, -math.inf), (1e6, 0.0, 0.0)):
+        m = perception(stamp)
+        m[1].poses[0].yaw_deg, m[1].poses[0].pitch_deg, m[1].poses[0].roll_deg = yaw, pitch, roll
+        out.append(m)
+    for pos in ((math.nan, 0.0, 0.5), (0.0, math.inf, 0.5), (0.0, 0.0, -0.5)):
+        m = perception(stamp, yaw=math.nan)          # a NaN angle too: the whole pose must go
+        m[1].poses[0].pose.position.x, m[1].poses[0].pose.position.y, m[1].poses[0].pose.position.z = pos
+        out.append(m)
+    m = perception(stamp, yaw=math.nan)
+    m[1].poses[0].valid = False
+    out.append(m)
+    m = perception(stamp, yaw=math.nan)
+    m[1].poses[0].face_id = "ffff"                  # matches no face
+    out.append(m)
+    out.append(perception(stamp, gaze_yaw=math.nan))
+    out.append(perception(stamp, left_open=math.nan))
+    m = perception(stamp)
+    m[3].states[0].mouth_open = math.inf
+    out.append(m)
+    return out
+
+
+def test_one_bad_input_never_poisons_the_bridge(ros, start_node):
+    """Over DDS: good perception, then one message each with a NaN/inf/absurd pose, position,
+    valid=false, an unknown face id, a NaN gaze and NaN/inf face state, then good again: every
+    AvatarParameters message is finite, and the good ones after are correct (before: NaN for good)."""
+    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_bad", "-p", "mirror:=false")
+    params = []
+    ros.node.create_subscription(AvatarParameters, "/vtb_bad/avatar_parameters", params.append, 200)
+    types = (FaceArray, HeadPoseArray, GazeArray, FaceStateArray)
+    pubs = [ros.node.create_publisher(t, f"/vtb_bad/{n}", 10)
+            for t, n in zip(types, ("faces", "head_poses", "gaze", "face_state"))]
+    ros.spin_until(lambda: all(p.get_subscription_count() > 0 for p in pubs)
+                   and ros.node.count_publishers("/vtb_bad/avatar_parameters") > 0, what="the bridge node")
+
+    def publish(msgs):
+        for pub, msg in zip(pubs, msgs):
+            pub.publish(msg)
+        ros.spin_for(1 / 30)
+
+    for _ in range(10):
+        publish(perception(ros.node.get_clock().now().to_msg()))
+    for bad in range(len(bad_perceptions(ros.node.get_clock().now().to_msg()))):
+        publish(bad_perceptions(ros.node.get_clock().now().to_msg())[bad])
+    n_bad = len(params)
+    for _ in range(30):
+        publish(perception(ros.node.get_clock().now().to_msg(), yaw=-15.0, gaze_yaw=6.0, left_open=0.9))
+    ros.spin_until(lambda: len(params) >= n_bad + 25, what="avatar parameters after the bad ones")
+    assert all(math.isfinite(v) for m in params for v in m.values), "a non-finite AvatarParameters went out"
+    last = dict(zip(params[-1].names, params[-1].values))
+    assert abs(last["ParamAngleX"] + 15) < 0.5 and abs(last["ParamAngleY"] - 10) < 0.5
+    assert abs(last["ParamEyeBallX"] - 0.2) < 0.02 and abs(last["ParamEyeLOpen"] - 0.9) < 0.02
+    assert abs(last["ParamMouthOpenY"] - 0.6) < 0.02
+    assert proc.alive()

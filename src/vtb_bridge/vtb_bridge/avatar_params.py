@@ -23,6 +23,12 @@ page's button): the head pose and gaze of the last `neutral_window_s` (median) b
 avatar's rest; from then on the head's rotation is taken relative to that rest pose and the gaze
 minus that rest gaze, before mirroring, so every output (and the robot head) starts from the
 user's own "straight ahead". Kept until `reset_neutral()` or the process ends.
+
+Bad inputs never poison the state: `update()` drops every source that is not a finite number
+or is out of its range (`SOURCE_LIMITS`: head angles within 180 deg, gaze within 90 deg, the face
+state within a few units), counting them in `rejected`; a smoothing filter never takes a
+non-finite value, and a value that somehow went non-finite is reset to its neutral. Every frame
+holds finite numbers only.
 """
 from __future__ import annotations
 
@@ -64,6 +70,18 @@ DEFAULT_TABLE = {
 MIRROR_SWAP = {"eye_left_open": "eye_right_open", "eye_right_open": "eye_left_open",
                "brow_left_raise": "brow_right_raise", "brow_right_raise": "brow_left_raise"}
 MIRROR_NEGATE = {"head_yaw", "head_roll", "gaze_yaw"}
+# largest magnitude a source may have; a value beyond it (or not finite) is a bad input
+SOURCE_LIMITS = {"head_yaw": 180.0, "head_pitch": 180.0, "head_roll": 180.0, "gaze_yaw": 90.0, "gaze_pitch": 90.0}
+STATE_LIMIT = 10.0        # face-state fields are 0..1 or -1..1 (ratios a little more)
+
+
+def source_ok(name: str, value) -> bool:
+    """A finite number within the source's range (booleans count as numbers)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(v) and abs(v) <= SOURCE_LIMITS.get(name, STATE_LIMIT)
 
 
 @dataclass
@@ -125,6 +143,7 @@ class AvatarMapper:
         self.last_stamp = None
         self.face_id = ""
         self.last_raw = {}
+        self.rejected = 0          # input values dropped: not finite or out of range
         self._init_neutral()
 
     def sources(self, inputs: Inputs) -> dict:
@@ -187,8 +206,29 @@ class AvatarMapper:
                 gaze = (gaze[0] - self.neutral_gaze[0], gaze[1] - self.neutral_gaze[1])
         return replace(inputs, head=head, gaze=gaze)
 
+    def checked(self, inputs: Inputs) -> Inputs:
+        """`inputs` without the parts that hold a bad value (not finite, out of range): a head
+        pose or a gaze goes as a whole, a face-state field alone. Counts them in `rejected`."""
+        head, gaze, state = inputs.head, inputs.gaze, inputs.state
+        if head is not None and not (len(head) >= 3 and all(
+                source_ok(n, v) for n, v in zip(("head_yaw", "head_pitch", "head_roll"), head))):
+            head = None
+            self.rejected += 1
+        if gaze is not None and not (len(gaze) >= 2 and all(
+                source_ok(n, v) for n, v in zip(("gaze_yaw", "gaze_pitch"), gaze))):
+            gaze = None
+            self.rejected += 1
+        if state:
+            good = {k: v for k, v in state.items() if source_ok(k, v)}
+            if len(good) != len(state):
+                self.rejected += 1
+            state = good
+        stamp = inputs.stamp if isinstance(inputs.stamp, (int, float)) and math.isfinite(inputs.stamp) \
+            else (self.last_stamp or 0.0)
+        return replace(inputs, head=head, gaze=gaze, state=state, stamp=stamp)
+
     def update(self, inputs: Inputs) -> AvatarFrame:
-        inputs = self.neutralised(inputs)
+        inputs = self.neutralised(self.checked(inputs))
         dt = 0.0 if self.last_stamp is None else max(0.0, inputs.stamp - self.last_stamp)
         self.last_stamp, self.face_id = inputs.stamp, inputs.face_id
         src = self.sources(inputs)
@@ -196,6 +236,8 @@ class AvatarMapper:
             if spec.source not in src:
                 continue  # keep the last value of a parameter whose input did not come
             target = float(np.clip(spec.gain * float(src[spec.source]), spec.min, spec.max))
+            if not math.isfinite(target):
+                continue
             self.values[name] = self._follow(self.values[name], target, spec.smoothing, dt)
         self.last_raw = src
         return self.frame(inputs.stamp, tracked=True)
@@ -214,11 +256,18 @@ class AvatarMapper:
 
     @staticmethod
     def _follow(current: float, target: float, tau: float, dt: float) -> float:
+        if not math.isfinite(target):
+            return current if math.isfinite(current) else 0.0
+        if not math.isfinite(current):
+            return target
         if tau <= 0 or dt <= 0:
             return target if tau <= 0 else current
         return current + (1 - math.exp(-dt / tau)) * (target - current)
 
     def frame(self, stamp: float, tracked: bool) -> AvatarFrame:
+        for name, spec in self.specs.items():     # last line of defence: only finite numbers out
+            if not math.isfinite(self.values[name]):
+                self.values[name] = spec.neutral
         v = self.values
         # NodeServer fields (the avatar's motion after the mirror choice, in the original sender's
         # signs: HeadPose's): euler (pitch, yaw, roll) deg, eye (theta, phi) rad

@@ -12,7 +12,13 @@ ease back to neutral.
 Services: calibrate_neutral (std_srvs/Trigger: the current head pose and gaze become the
           avatar's rest; the built-in page's button asks the same over its Socket.IO connection),
           reset_neutral (std_srvs/Trigger: back to the pose as measured). Kept until restart.
+Inputs are checked here: a head pose that is not valid, not finite, out of range (angles over
+180 deg) or placed behind the camera, a gaze that is not finite or over 90 deg, and face-state
+fields that are not finite are skipped (the rest of the image's perception still goes out),
+counted in `rejected` (per part) and logged at most every 5 s. The mapper checks again, and
+an AvatarParameters message or output frame holding a non-finite number is never sent.
 """
+import math
 import sys
 import time
 from pathlib import Path
@@ -50,6 +56,26 @@ PARAMETERS = [
 PARTS = ("faces", "head_poses", "gaze", "face_state")
 
 
+def _finite(*values) -> bool:
+    try:
+        return all(math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def pose_ok(p) -> bool:
+    """A usable HeadPose: valid, finite, angles within 180 deg, not behind the camera (z == 0
+    means the position was not filled in)."""
+    pos, q = p.pose.position, p.pose.orientation
+    return (bool(p.valid) and _finite(p.yaw_deg, p.pitch_deg, p.roll_deg, pos.x, pos.y, pos.z, q.x, q.y, q.z, q.w)
+            and max(abs(p.yaw_deg), abs(p.pitch_deg), abs(p.roll_deg)) <= 180.0 and pos.z >= 0.0)
+
+
+def gaze_ok(g) -> bool:
+    return (bool(g.left_valid or g.right_valid) and _finite(g.combined_yaw_deg, g.combined_pitch_deg)
+            and abs(g.combined_yaw_deg) <= 90.0 and abs(g.combined_pitch_deg) <= 90.0)
+
+
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_bridge", **kwargs)
@@ -65,6 +91,7 @@ class BridgeNode(Node):
         self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
         self.pending = {}            # stamp -> {part: msg, "arrived": time}
         self.last_seen = None        # monotonic time of the last frame with the face
+        self.rejected = {"head_poses": 0, "gaze": 0, "face_state": 0, "avatar_parameters": 0}
         self.outputs = self.make_outputs(p)
 
         self.params_pub = self.create_publisher(AvatarParameters, "avatar_parameters", 10)
@@ -159,6 +186,13 @@ class BridgeNode(Node):
         states = {s.face_id: s for s in entry["face_state"].states} if "face_state" in entry else {}
         poses = {p.face_id: p for p in entry["head_poses"].poses if p.valid} if "head_poses" in entry else {}
         gazes = {g.face_id: g for g in entry["gaze"].gazes} if "gaze" in entry else {}
+        for face_id in [i for i, p in poses.items() if not pose_ok(p)]:
+            del poses[face_id]
+            self.reject("head_poses", face_id)
+        for face_id in [i for i, g in gazes.items() if not gaze_ok(g)]:
+            g = gazes.pop(face_id)
+            if g.left_valid or g.right_valid:      # closed eyes (no valid eye) are no error
+                self.reject("gaze", face_id)
         if faces is not None and faces.faces:
             face_id = max(faces.faces, key=lambda f: f.bbox.width * f.bbox.height).id
         else:
@@ -170,11 +204,25 @@ class BridgeNode(Node):
             return None
         pose, gaze, state = poses.get(face_id), gazes.get(face_id), states.get(face_id)
         stamp = key[0] + 1e-9 * key[1]
+        fields = None
+        if state:
+            fields = {n: getattr(state, n) for n in state.get_fields_and_field_types() if n != "face_id"}
+            bad = [n for n, v in fields.items() if not _finite(v)]
+            if bad:
+                self.reject("face_state", face_id, ", ".join(bad[:4]))
+                fields = {n: v for n, v in fields.items() if n not in bad}
         return Inputs(face_id, stamp,
                       head=(pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None,
-                      gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze and (gaze.left_valid or gaze.right_valid) else None,
-                      state={n: getattr(state, n) for n in state.get_fields_and_field_types() if n != "face_id"}
-                      if state else None)
+                      gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze else None,
+                      state=fields)
+
+    def reject(self, part, face_id, what=""):
+        """Count a bad input; one throttled log line."""
+        self.rejected[part] += 1
+        self.get_logger().warning(
+            f"skipped a bad {part} value for face {face_id!r}{': ' + what if what else ''} "
+            f"(not valid, not finite or out of range; rejected so far: {self.rejected})",
+            throttle_duration_sec=5.0)
 
     def ease_when_lost(self):
         if self.last_seen is None or time.monotonic() - self.last_seen < self.p["lost_after_s"]:
@@ -185,6 +233,9 @@ class BridgeNode(Node):
         self.emit(self.mapper.ease_to_neutral(now.nanoseconds * 1e-9), None, stamp=now.to_msg())
 
     def emit(self, frame, header_source, stamp=None):
+        if not _finite(*frame.params.values(), *frame.euler, *frame.eye, frame.mouth, *frame.blink, frame.stamp):
+            self.reject("avatar_parameters", frame.face_id, "a non-finite output, not sent")
+            return
         msg = AvatarParameters(face_id=frame.face_id, names=list(frame.params),
                                values=[float(v) for v in frame.params.values()])
         if header_source is not None:
