@@ -430,3 +430,40 @@ def test_reset_calibration_restores_the_defaults(astro):
 def test_bad_landmarks_are_refused():
     with pytest.raises(ValueError):
         FaceStateEstimator().update(np.zeros((68, 2)), None, 0.0)
+
+
+def _finite_state(r):
+    return all(math.isfinite(float(getattr(r, n))) for n in (
+        "eye_left_open", "eye_right_open", "mouth_open", "mouth_form", "mouth_width", "brow_left_raise",
+        "brow_right_raise", "vowel_a", "vowel_i", "vowel_u", "vowel_e", "vowel_o"))
+
+
+@pytest.mark.parametrize("bad", ["landmark", "all", "ypr", "time"])
+def test_one_nan_input_does_not_poison_the_state(astro, bad):
+    """One frame with a NaN landmark (or all NaN), a NaN head pose or a NaN time: finite output,
+    and the next good frames read as if it had not come (before: NaN filters and levels for good)."""
+    est, t = calibrated(astro)
+    twin, _ = calibrated(astro)
+    lm, ypr = astro.copy(), (5.0, 2.0, 0.0)
+    tb = t
+    if bad == "landmark":
+        lm[159] = np.nan
+    elif bad == "all":
+        lm[:] = np.nan
+    elif bad == "ypr":
+        ypr = (math.nan, 2.0, 0.0)
+    else:
+        tb = math.nan
+    r = est.update(lm, ypr, tb)
+    assert _finite_state(r) and est.rejected == 1
+    closed = close_eye(astro, "left")
+    for i in range(1, 20):
+        a = est.update(closed, (5.0, 2.0, 0.0), t + i / FPS)
+        b = twin.update(closed, (5.0, 2.0, 0.0), t + i / FPS)
+        assert _finite_state(a)
+    assert a.eye_left_open < 0.2 and a.eye_right_open > 0.8
+    if bad in ("landmark", "all"):     # nothing was learned from the bad frame
+        assert a.eye_left_open == pytest.approx(b.eye_left_open, abs=1e-9)
+        assert a.mouth_open == pytest.approx(b.mouth_open, abs=1e-9)
+    else:
+        assert a.eye_left_open == pytest.approx(b.eye_left_open, abs=0.05)

@@ -93,3 +93,43 @@ def test_gaze_frame_axes():
     assert np.allclose(g[:, 2], face[:, 0]), "z along the gaze"
     assert np.allclose(g[:, 1], -face[:, 2]), "y down"
     assert np.allclose(g[:, 0], -face[:, 1]), "x to the subject's right"
+
+
+def _finite_result(r):
+    return (np.all(np.isfinite(r.direction)) and np.all(np.isfinite(r.origin)) and np.isfinite(r.yaw_deg)
+            and np.isfinite(r.pitch_deg) and all(np.all(np.isfinite(e.direction)) and np.isfinite(e.yaw_deg)
+                                                 and np.isfinite(e.confidence) for e in r.eyes))
+
+
+@pytest.mark.parametrize("bad", ["iris", "rotation", "translation", "behind", "openness"])
+def test_one_nan_input_does_not_poison_the_calibration(est, bad):
+    """A NaN iris landmark, pose or openness in the middle of "look at the camera": that frame
+    is an invalid, finite result and is not learned from; the offsets and the next good frames
+    are right (before: NaN offsets for good)."""
+    rotation, t = rotation_from_ypr(10, -5, 0), np.array([0.03, 0.0, 0.6])
+    centres = est.eyeball_centres_face() @ rotation.T + t
+    at_camera = [head_relative_angles(rotation.T @ (-c / np.linalg.norm(c))) for c in centres]
+    lm = landmarks_for(est, rotation, t, [(y + 3, p + 2) for y, p in at_camera])
+    est.start_calibration()
+    for i in range(est.calibration_frames + 1):
+        if i == 3:
+            lm_b, rot_b, t_b, open_b = lm.copy(), rotation.copy(), t.copy(), (1.0, 1.0)
+            if bad == "iris":
+                lm_b[IRIS_CENTRE[LEFT]] = np.nan
+            elif bad == "rotation":
+                rot_b[0, 0] = np.nan
+            elif bad == "translation":
+                t_b[0] = np.inf
+            elif bad == "behind":
+                t_b[2] = -0.6
+            else:
+                open_b = (np.nan, 1.0)
+            r = est.estimate(lm_b, rot_b, t_b, K, openness=open_b)
+            assert _finite_result(r) and (bad == "openness" or not r.valid) and est.rejected >= (bad != "openness")
+            continue
+        est.estimate(lm, rotation, t, K)
+    assert not est.calibrating
+    assert np.allclose(est.offsets, [[3, 2], [3, 2]], atol=1e-6)
+    r = est.estimate(landmarks_for(est, rotation, t, [(23, 2)] * 2), rotation, t, K)
+    assert _finite_result(r) and r.valid
+    assert np.allclose((r.eyes[RIGHT].yaw_deg, r.eyes[RIGHT].pitch_deg), (20, 0), atol=1e-6)

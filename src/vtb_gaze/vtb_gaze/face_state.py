@@ -86,12 +86,17 @@ Outputs:
   1 = that much wider), brow raise -1..1 (`brow_raise_scale` x IOD above neutral reads 1,
   `brow_lower_scale` below reads -1), each lightly One-Euro smoothed.
 - Vowels A I U E O, each 0..1: see `vowel_weights`.
+
+Bad inputs never poison the state: landmarks (or their measurements) that are not finite are
+skipped whole (the last result comes back, nothing learned or filtered), a head pose that is
+not finite or over 180 deg counts as no pose, a non-finite time stamp as the last one; each is
+counted in `rejected`.
 """
 from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -410,6 +415,8 @@ class FaceStateEstimator:
         self.hysteresis = {s: Hysteresis(blink_close_threshold, blink_open_threshold) for s in ("left", "right")}
         self._make_filters()
         self.last_t: float | None = None
+        self.last_result: FaceStateResult | None = None
+        self.rejected = 0          # inputs skipped: non-finite landmarks or pose, or a bad time
 
     # ---------------------------------------------------------------- state
     def _make_filters(self):
@@ -484,8 +491,35 @@ class FaceStateEstimator:
         return measure(lm)
 
     # ---------------------------------------------------------------- per frame
+    def _checked(self, landmarks, ypr_deg, t):
+        """(measurements or None when they are unusable, ypr_deg or None, t): what `update` may use."""
+        if ypr_deg is not None:
+            ypr = np.asarray(ypr_deg, np.float64).ravel()
+            if ypr.size < 2 or not np.all(np.isfinite(ypr)) or np.any(np.abs(ypr) > 180.0):
+                self.rejected += 1
+                ypr_deg = None
+        try:
+            t = float(t)
+        except (TypeError, ValueError):
+            t = math.nan
+        if not math.isfinite(t):
+            self.rejected += 1
+            t = self.last_t if self.last_t is not None else 0.0
+        lm = np.asarray(landmarks, np.float64)
+        used = lm[:468, :3] if lm.ndim == 2 and (lm.shape[1] == 2 or self.use_depth) else lm[:468, :2]
+        if lm.ndim == 2 and not np.all(np.isfinite(used)):
+            self.rejected += 1
+            return None, ypr_deg, t
+        m = self.measure(lm)
+        if not all(math.isfinite(v) for v in m.values()):
+            self.rejected += 1
+            return None, ypr_deg, t
+        return m, ypr_deg, t
+
     def update(self, landmarks, ypr_deg=None, t: float = 0.0) -> FaceStateResult:
-        m = self.measure(landmarks)
+        m, ypr_deg, t = self._checked(landmarks, ypr_deg, t)
+        if m is None:    # nothing learned, filtered or timed from a bad frame
+            return replace(self.last_result) if self.last_result is not None else FaceStateResult()
         dt = 0.0 if self.last_t is None else min(max(t - self.last_t, 0.0), 0.25)
         self.last_t = t
 
@@ -560,7 +594,8 @@ class FaceStateEstimator:
         r.brow_left_ratio, r.brow_right_ratio = m["brow_left"], m["brow_right"]
         r.eye_left_open_unfiltered, r.eye_right_open_unfiltered = eye_raw["left"], eye_raw["right"]
         r.hidden_eye, r.hidden_weight = hidden, hidden_w
-        return r
+        self.last_result = r
+        return replace(r)
 
 
 _MODEL: np.ndarray | None = None

@@ -10,6 +10,11 @@ combined gaze is the normalised mean of the valid eyes'. Yaw and pitch are relat
 "Look at the camera" calibration: for a few frames the true gaze is the line from each eyeball
 to the camera; the mean yaw/pitch difference per eye is the user's offset (the angle between
 the eye's visual and optical axes differs from person to person), subtracted from then on.
+
+Bad inputs never poison the state: non-finite iris landmarks, pose, translation (or a face not
+in front of the camera) or camera matrix give an invalid result holding finite numbers only
+(straight ahead of the face), counted in `rejected`; a non-finite openness counts as closed; a
+calibration sample that is not finite is not learned from.
 """
 from __future__ import annotations
 
@@ -73,6 +78,7 @@ class GazeEstimator:
     calibration_frames: int = 15
     offsets: np.ndarray = field(default_factory=lambda: np.zeros((2, 2)))  # per eye (yaw, pitch) deg
     _collect: list | None = None
+    rejected: int = 0                       # inputs that gave no gaze: not finite, behind the camera
 
     def eyeball_centres_face(self) -> np.ndarray:
         """(2, 3) eyeball centres in the face frame: behind each iris along the forward axis."""
@@ -92,7 +98,16 @@ class GazeEstimator:
         """landmarks_px: (478, 2+) in vtb's pixels (image edge at 0); rotation, translation: the
         face frame's pose in the optical frame; openness: per eye 0..1 (closed eyes are invalid)."""
         lm = np.asarray(landmarks_px, np.float64)
-        k_inv = np.linalg.inv(camera_matrix)
+        rotation = np.asarray(rotation, np.float64)
+        translation = np.asarray(translation, np.float64)
+        k = np.asarray(camera_matrix, np.float64)
+        if not (np.all(np.isfinite(rotation)) and np.all(np.isfinite(translation)) and np.all(np.isfinite(k))
+                and translation[2] > 0 and lm.ndim == 2 and lm.shape[0] > max(IRIS_CENTRE)
+                and np.all(np.isfinite(lm[list(IRIS_CENTRE), :2])) and abs(np.linalg.det(k)) > 1e-12):
+            self.rejected += 1
+            return self._unknown(rotation, translation)
+        openness = [float(o) if math.isfinite(float(o)) else 0.0 for o in openness]
+        k_inv = np.linalg.inv(k)
         centres = self.eyeball_centres_face() @ rotation.T + translation
         eyes, raw = [], []
         for e in (RIGHT, LEFT):
@@ -112,16 +127,31 @@ class GazeEstimator:
             confidence = float(np.clip((facing - 0.3) / 0.5, 0, 1)) * (1.0 if hit else 0.5)
             confidence *= float(np.clip(openness[e] / max(open_threshold, 1e-6), 0, 1))
             valid = openness[e] >= open_threshold and confidence > 0.05
+            if not (np.all(np.isfinite(direction)) and math.isfinite(yaw) and math.isfinite(pitch)
+                    and math.isfinite(confidence)):
+                self.rejected += 1
+                direction, yaw, pitch, valid, confidence = rotation[:, 0].copy(), 0.0, 0.0, False, 0.0
+                raw[-1] = (math.nan, math.nan, centres[e])
             eyes.append(EyeGaze(direction, centres[e], yaw, pitch, valid, confidence))
         if self._collect is not None:
             self._calibration_step(raw, rotation)
         return self._combine(eyes, rotation)
+
+    def _unknown(self, rotation, translation) -> GazeResult:
+        """No gaze from unusable inputs: invalid, straight ahead of the face, finite numbers only."""
+        ok_r = rotation.shape == (3, 3) and np.all(np.isfinite(rotation))
+        forward = rotation[:, 0].copy() if ok_r else np.array([0.0, 0.0, -1.0])
+        origin = translation.copy() if translation.shape == (3,) and np.all(np.isfinite(translation)) else np.zeros(3)
+        eyes = [EyeGaze(forward.copy(), origin.copy(), 0.0, 0.0, False, 0.0) for _ in (RIGHT, LEFT)]
+        return GazeResult(eyes, forward, origin, 0.0, 0.0, False)
 
     def _calibration_step(self, raw, rotation):
         sample = []
         for yaw, pitch, centre in raw:
             want_yaw, want_pitch = head_relative_angles(rotation.T @ (-centre / np.linalg.norm(centre)))
             sample.append((yaw - want_yaw, pitch - want_pitch))
+        if not np.all(np.isfinite(sample)):
+            return                              # not learned from
         self._collect.append(sample)
         if len(self._collect) >= self.calibration_frames:
             self.offsets = np.median(np.array(self._collect), axis=0)
