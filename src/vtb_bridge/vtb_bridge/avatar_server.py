@@ -23,7 +23,12 @@ asyncio loop. It serves
                        Engine.IO 4 only).
 
 `send(frame)` never blocks: the newest frame goes into a one-slot buffer and the server's loop
-broadcasts it to every connected page (a frame still waiting is replaced: `dropped`).
+broadcasts it to every connected page (a frame still waiting is replaced: `dropped`). Only
+finite numbers go out: a frame holding NaN or infinity is not sent (`not_finite`), so the
+payload is always JSON a browser can parse. Each client's queue of packets not yet sent is
+bounded (`max_client_queue` frames, default 4): for a client that reads slowly or not at all
+the oldest frames are dropped (`dropped_slow`), so its memory stays flat until the engine's
+ping timeout disconnects it.
 
 Safety. It binds 127.0.0.1 unless told otherwise. With `token` set, a Socket.IO client must give
 it, as `auth: {token}` (socket.io-client's `auth` option) or as the `token` query parameter
@@ -36,7 +41,11 @@ acknowledgement `{success, message}`. Any other event, an oversized one (over
 `max_message_bytes`, default 16 KiB: the engine closes that connection), a binary or malformed
 packet is rejected, logged and counted in `rejected`, and the server goes on serving everyone
 else. Browsers from another origin are refused
-(python-socketio's same-origin check).
+(python-socketio's same-origin check). Warnings about clients are throttled: the first of a
+kind, then at most one every `log_every_s` (5 s) saying how many were not logged. Wrong tokens
+are rate-limited per client address: after `max_token_failures` (5) within `token_window_s`
+(60 s), that address is refused without a check for `token_lockout_s` (30 s; counted in
+`locked_out`), so guessing the token takes minutes per handful of tries, not a second for 300.
 
 Live2D mode (optional, bring your own model and runtime). vtb ships no Cubism runtime (Live2D's
 Cubism Core is not redistributable and not on npm). To drive your own Cubism model instead of the
@@ -77,10 +86,44 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs
 
+import math
+from collections import deque
+
 import socketio
 from aiohttp import web
+from engineio import packet as eio_packet
 
 log = logging.getLogger("vtb_bridge.avatar_server")
+
+
+class _Throttled:
+    """Warnings by kind: the first, then at most one every `every_s`, with the count left out."""
+
+    def __init__(self, logger, every_s: float = 5.0):
+        self.logger, self.every_s = logger, float(every_s)
+        self.last, self.skipped = {}, {}
+
+    def warning(self, kind, msg, *args):
+        now = time.monotonic()
+        if now - self.last.get(kind, -math.inf) < self.every_s:
+            self.skipped[kind] = self.skipped.get(kind, 0) + 1
+            return
+        skipped = self.skipped.pop(kind, 0)
+        self.last[kind] = now
+        if skipped:
+            msg += " (%d more like it not logged in the last %.0f s)"
+            args = (*args, skipped, self.every_s)
+        self.logger.warning(msg, *args)
+
+
+def _all_finite(payload) -> bool:
+    if isinstance(payload, float):
+        return math.isfinite(payload)
+    if isinstance(payload, dict):
+        return all(_all_finite(v) for v in payload.values())
+    if isinstance(payload, (list, tuple)):
+        return all(_all_finite(v) for v in payload)
+    return True
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SOCKETIO_JS = WEB_DIR / "vendor" / "socket.io.min.js"
@@ -106,7 +149,8 @@ class _GuardedServer(socketio.AsyncServer):
     async def _reject(self, eio_sid, why):
         if self.owner is not None:
             self.owner.rejected += 1
-        log.warning("rejected a message from client %s: %s; disconnecting it", eio_sid, why)
+            self.owner._warn.warning("packet", "rejected a message from client %s: %s; disconnecting it",
+                                     eio_sid, why[:200])
         sock = self.eio.sockets.get(eio_sid)
         try:
             await self.eio.disconnect(eio_sid)       # sends Engine.IO's close packet
@@ -124,7 +168,9 @@ class AvatarServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
                  namespace: str = "/kizuna", event: str = "result_data",
                  max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None,
-                 also_emit=("result_download",)):
+                 also_emit=("result_download",), max_client_queue: int = 4,
+                 max_token_failures: int = 5, token_window_s: float = 60.0, token_lockout_s: float = 30.0,
+                 log_every_s: float = 5.0):
         self.host = host
         self.port = port
         self.token = token or None
@@ -139,6 +185,16 @@ class AvatarServer:
         self.dropped = 0         # frames replaced in the slot before they went out
         self.refused = 0         # connections refused (token)
         self.rejected = 0        # client messages rejected
+        self.dropped_slow = 0    # frames dropped from a slow client's queue (oldest first)
+        self.not_finite = 0      # frames not sent: NaN or infinity in them
+        self.token_failures = 0  # wrong or missing tokens checked
+        self.locked_out = 0      # connections refused unchecked: too many wrong tokens from that address
+        self.max_client_queue = max(1, int(max_client_queue))
+        self.max_token_failures = max(1, int(max_token_failures))
+        self.token_window_s, self.token_lockout_s = float(token_window_s), float(token_lockout_s)
+        self._failures = {}      # address -> deque of monotonic times of its wrong tokens
+        self._locked = {}        # address -> monotonic time its lockout ends
+        self._warn = _Throttled(log, log_every_s)
         self.clients = set()     # connected sids in the namespace
         self.commands = {}       # client command name -> callable() -> (success, message)
         self._lock = threading.Lock()
@@ -170,6 +226,11 @@ class AvatarServer:
     def send(self, frame) -> None:
         """Queue `frame` (an AvatarFrame or a result_data dict) for the pages. Never blocks."""
         payload = frame if isinstance(frame, dict) else frame.result_data()
+        if not _all_finite(payload):
+            self.not_finite += 1
+            self._warn.warning("not_finite", "a frame holding NaN or infinity was not sent (%d so far)",
+                               self.not_finite)
+            return
         with self._lock:
             if self._slot is not None:
                 self.dropped += 1
@@ -195,7 +256,9 @@ class AvatarServer:
 
     def stats(self) -> dict:
         return {"url": self.url, "clients": len(self.clients), "sent": self.sent,
-                "dropped": self.dropped, "refused": self.refused, "rejected": self.rejected}
+                "dropped": self.dropped, "refused": self.refused, "rejected": self.rejected,
+                "dropped_slow": self.dropped_slow, "not_finite": self.not_finite,
+                "token_failures": self.token_failures, "locked_out": self.locked_out}
 
     # ---- the server's thread ---------------------------------------------------------------
     def _poke(self):
@@ -236,10 +299,19 @@ class AvatarServer:
 
         @sio.on("connect", namespace=ns)
         async def _connect(sid, environ, auth=None):
+            address = self._address(environ)
+            if self.token is not None and self._is_locked(address):
+                self.refused += 1
+                self.locked_out += 1
+                self._warn.warning("locked", "refused a Socket.IO client from %s unchecked: too many wrong "
+                                   "tokens (%d so far)", address, self.locked_out)
+                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
             if not self._token_ok(environ, auth):
                 self.refused += 1
-                log.warning("refused a Socket.IO client from %s: missing or wrong token",
-                            environ.get("REMOTE_ADDR") or environ.get("aiohttp.request", "?"))
+                self.token_failures += 1
+                self._failed_token(address)
+                self._warn.warning("token", "refused a Socket.IO client from %s: missing or wrong token "
+                                   "(%d so far)", address, self.token_failures)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
             self.clients.add(sid)
             log.info("page connected (%d connected)", len(self.clients))
@@ -255,13 +327,13 @@ class AvatarServer:
                 return await self._command(event, sid, args, size)
             if event not in self.ALLOWED_EVENTS:
                 self.rejected += 1
-                log.warning("rejected event %r from %s (%d bytes): pages only listen",
-                            str(event)[:40], sid, size)
+                self._warn.warning("event", "rejected event %r from %s (%d bytes): pages only listen",
+                                   str(event)[:40], sid, size)
                 return
             if event == "hello":
                 if len(args) != 1 or not isinstance(args[0], dict) or size > 1024:
                     self.rejected += 1
-                    log.warning("rejected a malformed hello from %s", sid)
+                    self._warn.warning("hello", "rejected a malformed hello from %s", sid)
                     return
                 log.info("page %s says hello: %s", sid, json.dumps(args[0])[:200])
 
@@ -304,7 +376,7 @@ class AvatarServer:
         callable runs off the loop; its (success, message) is the acknowledgement."""
         if len(args) > 1 or (args and not isinstance(args[0], dict)) or size > 1024:
             self.rejected += 1
-            log.warning("rejected a malformed %s from %s", event, sid)
+            self._warn.warning("command", "rejected a malformed %s from %s", event, sid)
             return {"success": False, "message": "malformed request"}
         try:
             ok, message = await asyncio.get_running_loop().run_in_executor(None, self.commands[event])
@@ -313,6 +385,68 @@ class AvatarServer:
             ok, message = False, f"{event} failed: {e}"
         log.info("page %s: %s -> %s", sid, event, message)
         return {"success": bool(ok), "message": str(message)}
+
+    # ---- wrong tokens: rate-limited per client address ---------------------------------------
+    @staticmethod
+    def _address(environ) -> str:
+        request = environ.get("aiohttp.request")      # engineio's environ says 127.0.0.1 for all
+        remote = getattr(request, "remote", None)
+        return str(remote or environ.get("REMOTE_ADDR") or "?")
+
+    def _is_locked(self, address) -> bool:
+        until = self._locked.get(address)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        del self._locked[address]
+        return False
+
+    def _failed_token(self, address):
+        now = time.monotonic()
+        times = self._failures.setdefault(address, deque())
+        times.append(now)
+        while times and now - times[0] > self.token_window_s:
+            times.popleft()
+        if len(times) >= self.max_token_failures:
+            self._locked[address] = now + self.token_lockout_s
+            times.clear()
+            self._warn.warning("lockout", "%d wrong tokens from %s: refusing it unchecked for %.0f s",
+                               self.max_token_failures, address, self.token_lockout_s)
+        if len(self._failures) > 1024:                 # bounded: forget the quiet addresses
+            for a in [a for a, t in self._failures.items() if not t or now - t[-1] > self.token_window_s]:
+                del self._failures[a]
+
+    # ---- slow clients: a bounded queue each ---------------------------------------------------
+    def _frame_prefixes(self):
+        ns = "" if self.namespace == "/" else self.namespace + ","
+        return tuple(f'2{ns}["{e}"' for e in (self.event, *self.also_emit))
+
+    def _trim_queues(self):
+        """Make room for one more frame in every client's Engine.IO queue: beyond
+        `max_client_queue` frames waiting, the oldest frames go (other packets stay)."""
+        per_frame = 1 + len(self.also_emit)
+        keep = (self.max_client_queue - 1) * per_frame
+        prefixes = self._frame_prefixes()
+        for sock in list(self._sio.eio.sockets.values()):
+            q = getattr(sock, "queue", None)
+            if q is None or q.qsize() <= keep:
+                continue
+            items = []
+            while True:
+                try:
+                    items.append(q.get_nowait())
+                except asyncio.QueueEmpty:
+                    break
+                q.task_done()
+            frames = [i for i, p in enumerate(items)
+                      if p is not None and p.packet_type == eio_packet.MESSAGE and isinstance(p.data, str)
+                      and p.data.startswith(prefixes)]
+            drop = set(frames[:max(0, len(frames) - keep)])
+            for i, p in enumerate(items):
+                if i not in drop:
+                    q.put_nowait(p)
+            self.dropped_slow += len(drop) // per_frame
 
     async def _broadcast_loop(self):
         while True:
@@ -323,11 +457,12 @@ class AvatarServer:
             if payload is None:
                 continue
             try:
+                self._trim_queues()
                 for event in (self.event, *self.also_emit):
                     await self._sio.emit(event, payload, namespace=self.namespace)
                 self.sent += 1
             except Exception as e:  # noqa: BLE001
-                log.warning("broadcast failed: %s", e)
+                self._warn.warning("broadcast", "broadcast failed: %s", e)
 
     async def _page(self, request):
         # nothing from outside the server; pixi.js (Live2D mode only) needs eval for its shaders

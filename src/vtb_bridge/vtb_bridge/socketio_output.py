@@ -317,6 +317,10 @@ class SocketIOOutput:
         """Queue `frame` (an AvatarFrame, or an already built result_data dict) for emitting.
         Returns at once; a frame still waiting is replaced (counted in `dropped`)."""
         payload = frame if isinstance(frame, dict) else frame.result_data()
+        from .avatar_server import _all_finite
+        if not _all_finite(payload):      # only finite numbers go out (JSON a browser can parse)
+            self.not_finite = getattr(self, "not_finite", 0) + 1
+            return
         with self._lock:
             if self._closing:
                 return
