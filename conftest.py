@@ -76,6 +76,45 @@ class RosTestNode:
                           DescribeParameters.Request(names=names)).descriptors
         return {n: (parameter_value_to_python(v), d.description) for n, v, d in zip(names, values, descs)}
 
+    def set_parameters(self, node_name, **values):
+        """Set another node's parameters one by one over its set_parameters service, as `ros2
+        param set` does; returns {name: SetParametersResult} (successful, reason)."""
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        params = [Parameter(name, value=value).to_parameter_msg() for name, value in values.items()]
+        results = self.call(SetParameters, f"{node_name}/set_parameters",
+                            SetParameters.Request(parameters=params)).results
+        return dict(zip(values, results))
+
+    def parameter_descriptors(self, node_name):
+        """{name: rcl_interfaces/ParameterDescriptor} of another node's own parameters."""
+        from rcl_interfaces.srv import DescribeParameters, ListParameters
+        names = self.call(ListParameters, f"{node_name}/list_parameters", ListParameters.Request()).result.names
+        names = [n for n in names if n not in ("use_sim_time", "start_type_description_service")]
+        descs = self.call(DescribeParameters, f"{node_name}/describe_parameters",
+                          DescribeParameters.Request(names=names)).descriptors
+        return dict(zip(names, descs))
+
+    def check_live_or_read_only(self, node_name, parameters, live_values, bad_values):
+        """Every parameter is live (a set to `live_values[name]` succeeds) or read-only (a set
+        is refused with a reason); each of `bad_values` [(name, value)] is refused with a reason."""
+        descriptors = self.parameter_descriptors(node_name)
+        assert set(descriptors) == {p[0] for p in parameters}
+        read_only = {n for n, d in descriptors.items() if d.read_only}
+        assert set(live_values) == set(descriptors) - read_only, "a value to set for every live parameter"
+        for name, default, _ in parameters:
+            if name in read_only:
+                r = self.set_parameters(node_name, **{name: default})[name]
+                assert not r.successful and "read-only" in r.reason, (name, r)
+                assert descriptors[name].additional_constraints.startswith("read-only:"), name
+            else:
+                r = self.set_parameters(node_name, **{name: live_values[name]})[name]
+                assert r.successful, (name, r.reason)
+        for name, value in bad_values:
+            r = self.set_parameters(node_name, **{name: value})[name]
+            assert not r.successful and len(r.reason) > 10, (name, value, r)
+        return read_only
+
     def close(self):
         import rclpy
         self.executor.shutdown()

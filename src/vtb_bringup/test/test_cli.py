@@ -146,7 +146,7 @@ def test_detect_estimator_is_the_pose_nodes_with_its_defaults():
     from vtb_pose.pnp import HeadPoseEstimator
     node = {name: default for name, default, _ in PARAMETERS}
     own = {name: p.default for name, p in inspect.signature(HeadPoseEstimator).parameters.items()}
-    # the node's parameters that it passes to the estimator (vtb_pose.node.PoseNode.__init__)
+    # the node's parameters that it passes to the estimator (vtb_pose.node.PoseNode._make_estimator)
     passed = {"interpupillary_distance_m": "ipd_m", "pnp_method": "method", "depth_scale": "depth_scale"}
     assert {arg: own[arg] for arg in passed.values()} == {arg: node[name] for name, arg in passed.items()}
 

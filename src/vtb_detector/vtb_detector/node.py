@@ -21,14 +21,15 @@ from collections import deque
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from vtb_common.node_main import run_node
+from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import Face, FaceArray
 
 from .debug_draw import draw_faces
+from .landmarks import LANDMARK_MODELS
 from .image_msg import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from .pipeline import FacePipeline
 
@@ -70,26 +71,70 @@ def retinaface_options(p: dict) -> dict:
     return {"scale": p["detector_scale"], "drop_levels": drop, "anchor_stride": p["anchor_stride"]}
 
 
+# live: applied on set (the pipeline's thresholds at once; the models by building a new
+# pipeline in the parameter callback, off the worker's hot path, swapped in between frames, a
+# build that fails refused with its reason); read-only: the subscription's topic and type
+PIPELINE_PARAMETERS = ("model", "detector_scale", "drop_levels", "anchor_stride", "score_threshold",
+                       "landmark_model", "refine_iris", "backend", "provider", "threads")
+TRACKING_PARAMETERS = ("max_faces", "redetect_every", "presence_threshold", "keep_id_frames", "redetect_threshold")
+
+
+def _drop_levels(v):
+    try:
+        levels = [int(x) for x in str(v).replace(" ", "").split(",") if x]
+    except ValueError:
+        return f"must be a comma list of 8, 16, 32, got {v!r}"
+    return None if set(levels) <= {8, 16, 32} else f"must be a comma list of 8, 16, 32, got {v!r}"
+
+
+LIVE = {
+    "model": one_of("short", "full", "auto", "retinaface"),
+    "detector_scale": in_range(0.0, 4.0, lo_open=True),
+    "drop_levels": _drop_levels,
+    "anchor_stride": in_range(1, 16),
+    "score_threshold": in_range(hi=1.0),   # negative: the model's own
+    "max_faces": in_range(1, 64),
+    "redetect_every": in_range(0),
+    "presence_threshold": in_range(0.0, 1.0),
+    "keep_id_frames": in_range(0),
+    "redetect_threshold": in_range(0.0, 1.0),
+    "landmark_model": one_of(*LANDMARK_MODELS),
+    "refine_iris": any_value,
+    "backend": one_of("auto", "litert", "onnxruntime"),
+    "provider": one_of("cpu", "cuda", "tensorrt"),
+    "threads": in_range(1, 64),
+    "publish_debug_image": any_value,
+}
+READ_ONLY_REASONS = {"input_compressed": "chooses the input topic and type, set at start"}
+
+
+def make_pipeline(p: dict, logger) -> FacePipeline:
+    return FacePipeline(
+        detector=p["model"], max_faces=p["max_faces"], redetect_every=p["redetect_every"],
+        presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
+        keep_id_frames=p["keep_id_frames"], landmark_model=p["landmark_model"],
+        detector_options=retinaface_options(p) if p["model"] == "retinaface" else None,
+        refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
+        score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=logger)
+
+
+def _scheme(pipeline) -> int:
+    with_irises = pipeline.mesh.points == 478 or pipeline.iris is not None
+    return Face.SCHEME_MEDIAPIPE_478 if with_irises else Face.SCHEME_MEDIAPIPE_468
+
+
 class DetectorNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_detector", **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters, READ_ONLY_REASONS)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.params = p
 
-        self.pipeline = FacePipeline(
-            detector=p["model"], max_faces=p["max_faces"], redetect_every=p["redetect_every"],
-            presence_threshold=p["presence_threshold"], redetect_threshold=p["redetect_threshold"],
-            keep_id_frames=p["keep_id_frames"], landmark_model=p["landmark_model"],
-            detector_options=retinaface_options(p) if p["model"] == "retinaface" else None,
-            refine_iris=p["refine_iris"], backend=p["backend"], provider=p["provider"], threads=p["threads"],
-            score_threshold=p["score_threshold"] if p["score_threshold"] >= 0 else None, logger=self.get_logger())
-        with_irises = self.pipeline.mesh.points == 478 or self.pipeline.iris is not None
-        self.scheme = Face.SCHEME_MEDIAPIPE_478 if with_irises else Face.SCHEME_MEDIAPIPE_468
+        self.pipeline = make_pipeline(p, self.get_logger())
+        self.scheme = _scheme(self.pipeline)
 
         self.pub = self.create_publisher(FaceArray, "faces", 10)
+        self._debug_lock = threading.Lock()   # the worker publishes, a parameter set destroys
         self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data) \
             if p["publish_debug_image"] else None
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -107,6 +152,28 @@ class DetectorNode(Node):
         self._worker = threading.Thread(target=self._work, name="vtb-detector", daemon=True)
         self._worker.start()
         self.create_timer(1.0, self.publish_diagnostics)
+
+    def _apply_parameters(self, p: dict, changed: set):
+        """A parameter set (executor thread): a new pipeline when a model option changed (built
+        here, so a failure refuses the set; the worker picks it up at its next frame, tracking
+        restarts), else the thresholds on the running one; the debug publisher made or removed."""
+        if changed & set(PIPELINE_PARAMETERS):
+            try:
+                pipeline = make_pipeline(p, self.get_logger())
+            except Exception as e:  # a model that cannot load, an option it refuses
+                return f"pipeline not rebuilt, the old one keeps running: {e}"
+            self.pipeline, self.scheme = pipeline, _scheme(pipeline)
+        else:
+            for name in changed & set(TRACKING_PARAMETERS):
+                setattr(self.pipeline, name, p[name])
+        if "publish_debug_image" in changed:
+            with self._debug_lock:
+                if p["publish_debug_image"] and self.debug_pub is None:
+                    self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data)
+                elif not p["publish_debug_image"] and self.debug_pub is not None:
+                    self.destroy_publisher(self.debug_pub)
+                    self.debug_pub = None
+        return None
 
     def on_image(self, msg):
         with self._lock:
@@ -137,12 +204,14 @@ class DetectorNode(Node):
             self.counts["rejected"] += 1
             self.get_logger().warning(f"skipping image: {e}", throttle_duration_sec=5.0)
             return
-        faces = self.pipeline.process(rgb)
-        t = self.pipeline.timings
+        pipeline = self.pipeline   # a parameter set may swap in a new one between frames
+        scheme = _scheme(pipeline)
+        faces = pipeline.process(rgb)
+        t = pipeline.timings
         self._times.append(t["total"])
         out = FaceArray(header=msg.header, image_width=rgb.shape[1], image_height=rgb.shape[0])
         for f in faces:
-            face = Face(id=f.id, score=float(f.score), landmark_scheme=self.scheme,
+            face = Face(id=f.id, score=float(f.score), landmark_scheme=scheme,
                         landmark_confidence=float(f.presence), tracked=bool(f.tracked))
             face.bbox.x, face.bbox.y, face.bbox.width, face.bbox.height = (float(v) for v in f.box)
             face.keypoints = _floats(f.keypoints)
@@ -151,8 +220,9 @@ class DetectorNode(Node):
             out.faces.append(face)
         self.pub.publish(out)
         self.counts["processed"] += 1
-        if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
-            self.debug_pub.publish(rgb_to_image(Image, draw_faces(rgb, faces), msg.header))
+        with self._debug_lock:
+            if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
+                self.debug_pub.publish(rgb_to_image(Image, draw_faces(rgb, faces), msg.header))
 
     def publish_diagnostics(self):
         now = time.monotonic()

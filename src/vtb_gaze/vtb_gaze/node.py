@@ -20,7 +20,6 @@ import time
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, Vector3
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -29,6 +28,7 @@ from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_common.node_main import run_node
+from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
 from vtb_pose.face_model import load_metric_face
 from vtb_pose.frames import rotation_from_quaternion
@@ -49,6 +49,21 @@ PARAMETERS = [
     ("publish_markers", True, "publish gaze arrows as visualization_msgs markers"),
 ]
 
+# every parameter is live: the face model reloaded, the faces' gaze or state estimators made
+# afresh with the new values (their calibrations restart), the outputs made or removed
+LIVE = {
+    "eyeball_radius_m": in_range(0.005, 0.02),
+    "interpupillary_distance_m": in_range(0.03, 0.1),
+    "blink_close_threshold": in_range(0.0, 1.0),
+    "blink_open_threshold": in_range(0.0, 1.0),
+    "calibration_frames": in_range(1, 1000),
+    "pose_wait_s": in_range(0.0, 10.0),
+    "publish_tf": any_value,
+    "publish_markers": any_value,
+}
+GAZE_PARAMETERS = {"eyeball_radius_m", "interpupillary_distance_m", "calibration_frames"}
+STATE_PARAMETERS = {"blink_close_threshold", "blink_open_threshold"}
+
 
 def _vec(v) -> Vector3:
     return Vector3(x=float(v[0]), y=float(v[1]), z=float(v[2]))
@@ -61,9 +76,7 @@ def _point(v) -> Point:
 class GazeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_gaze", **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.p = p
         # the face the pose node's estimator uses: the eyeballs sit in the frame it defines
@@ -74,7 +87,8 @@ class GazeNode(Node):
         self.camera_matrix = None
         self.calibration_requested = False
 
-        self.tf = TransformBroadcaster(self) if p["publish_tf"] else None
+        self._broadcaster = TransformBroadcaster(self) if p["publish_tf"] else None
+        self.tf = self._broadcaster
         self.gaze_pub = self.create_publisher(GazeArray, "gaze", 10)
         self.state_pub = self.create_publisher(FaceStateArray, "face_state", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "gaze_markers", 10) if p["publish_markers"] else None
@@ -84,6 +98,29 @@ class GazeNode(Node):
         self.create_service(Trigger, "calibrate_gaze", self.on_calibrate)
         self.create_service(Trigger, "reset_eye_calibration", self.on_reset)
         self.create_timer(0.05, self.flush_unmatched)
+
+    def _apply_parameters(self, p: dict, changed: set):
+        """A parameter set (the executor's thread, as the callbacks): see LIVE."""
+        if not p["blink_close_threshold"] < p["blink_open_threshold"]:
+            return (f"blink_close_threshold ({p['blink_close_threshold']}) must be below blink_open_threshold "
+                    f"({p['blink_open_threshold']})")
+        if "interpupillary_distance_m" in changed:
+            self.model = load_metric_face(p["interpupillary_distance_m"])
+        if changed & GAZE_PARAMETERS:
+            self.gazes.clear()
+        if changed & STATE_PARAMETERS:
+            self.states.clear()
+        if "publish_tf" in changed:
+            if p["publish_tf"] and self._broadcaster is None:
+                self._broadcaster = TransformBroadcaster(self)   # made once, kept while off
+            self.tf = self._broadcaster if p["publish_tf"] else None
+        if "publish_markers" in changed:
+            if p["publish_markers"] and self.marker_pub is None:
+                self.marker_pub = self.create_publisher(MarkerArray, "gaze_markers", 10)
+            elif not p["publish_markers"] and self.marker_pub is not None:
+                self.destroy_publisher(self.marker_pub)
+                self.marker_pub = None
+        return None
 
     # inputs -------------------------------------------------------------------------------
     def on_camera_info(self, msg: CameraInfo):

@@ -15,7 +15,6 @@ import sys
 import numpy as np
 import rclpy
 from geometry_msgs.msg import Point, PoseStamped, Vector3
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
@@ -23,11 +22,12 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_common.node_main import run_node
+from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
 
 from .filters import PoseFilter
 from .frames import quaternion_wxyz, rotation_from_quaternion, ypr_from_rotation
-from .pnp import DEPTH_SCALE, HeadPoseEstimator, default_intrinsics
+from .pnp import DEPTH_SCALE, METHODS, HeadPoseEstimator, default_intrinsics
 from .tf_broadcast import TransformBroadcaster, make_transform
 
 PARAMETERS = [
@@ -47,26 +47,71 @@ PARAMETERS = [
 ]
 
 
+def _frame_prefix(v):
+    if v.startswith("/") or any(c.isspace() for c in v):
+        return f"must not start with '/' or contain spaces (tf2 frame ids), got {v!r}"
+    return None
+
+
+# every parameter is live: a new estimator or new filters for every face (they restart), the
+# outputs made or removed, the next frame's names
+LIVE = {
+    "interpupillary_distance_m": in_range(0.03, 0.1),
+    "pnp_method": one_of(*METHODS),
+    "depth_scale": in_range(0.0, 10.0, lo_open=True),
+    "filter": any_value,
+    "filter_min_cutoff": in_range(0.0, lo_open=True),
+    "filter_beta_rotation": in_range(0.0),
+    "filter_beta_translation": in_range(0.0),
+    "publish_tf": any_value,
+    "publish_markers": any_value,
+    "frame_prefix": _frame_prefix,
+}
+ESTIMATOR_PARAMETERS = {"interpupillary_distance_m", "pnp_method", "depth_scale"}
+FILTER_PARAMETERS = {"filter", "filter_min_cutoff", "filter_beta_rotation", "filter_beta_translation"}
+
+
 class PoseNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_pose", **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.p = p
-        self.estimator = HeadPoseEstimator(ipd_m=p["interpupillary_distance_m"], method=p["pnp_method"],
-                                           depth_scale=p["depth_scale"])
+        self.estimator = self._make_estimator(p)
         self.camera_matrix, self.dist = None, None
         self.states = {}          # face id -> (PoseFilter, last PoseEstimate)
         self.face_pubs = {}       # face id -> PoseStamped publisher
         self.warned_intrinsics = False
 
-        self.tf = TransformBroadcaster(self) if p["publish_tf"] else None
+        self._broadcaster = TransformBroadcaster(self) if p["publish_tf"] else None
+        self.tf = self._broadcaster
         self.pub = self.create_publisher(HeadPoseArray, "head_poses", 10)
         self.marker_pub = self.create_publisher(MarkerArray, "markers", 10) if p["publish_markers"] else None
         self.create_subscription(FaceArray, "faces", self.on_faces, 10)
         self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
+
+    @staticmethod
+    def _make_estimator(p):
+        return HeadPoseEstimator(ipd_m=p["interpupillary_distance_m"], method=p["pnp_method"],
+                                 depth_scale=p["depth_scale"])
+
+    def _apply_parameters(self, p: dict, changed: set):
+        """A parameter set (the executor's thread, as on_faces): see LIVE."""
+        if changed & ESTIMATOR_PARAMETERS:
+            self.estimator = self._make_estimator(p)   # a ValueError refuses the set
+        if changed & (ESTIMATOR_PARAMETERS | FILTER_PARAMETERS):
+            self.states.clear()                        # every face starts afresh with the new values
+        if "publish_tf" in changed:
+            if p["publish_tf"] and self._broadcaster is None:
+                self._broadcaster = TransformBroadcaster(self)   # made once, kept while off
+            self.tf = self._broadcaster if p["publish_tf"] else None
+        if "publish_markers" in changed:
+            if p["publish_markers"] and self.marker_pub is None:
+                self.marker_pub = self.create_publisher(MarkerArray, "markers", 10)
+            elif not p["publish_markers"] and self.marker_pub is not None:
+                self.destroy_publisher(self.marker_pub)
+                self.marker_pub = None
+        return None
 
     def on_camera_info(self, msg: CameraInfo):
         """A usable K replaces the last; a bad one (focal lengths not finite and positive, a

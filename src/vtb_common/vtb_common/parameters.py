@@ -1,0 +1,89 @@
+"""Declare a node's PARAMETERS so that `ros2 param set` never succeeds silently.
+
+Every parameter is either live or read-only:
+  live       named in `live` with a check(value) -> reason-or-None; a set is checked, then
+             handed (with every value after the set) to the node's apply(values, changed),
+             which may still refuse it by returning a reason (e.g. a model that fails to load)
+             or raising ValueError; only then is it stored.
+  read-only  everything else: ParameterDescriptor(read_only=True), and rclpy refuses the set
+             ("Trying to set a read-only parameter"). The reason it is fixed goes in the
+             descriptor's additional_constraints (shown by `ros2 param describe`).
+rclpy refuses a value of the wrong type itself (the type of the default) before any check.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+
+Check = Callable[[object], "str | None"]
+
+
+def declare_parameters(node, parameters, live: dict[str, Check], apply, read_only_reason="fixed at start") -> dict:
+    """Declare (name, default, description) `parameters` on `node`; returns {name: value},
+    a dict kept up to date with every accepted set. `apply(values, changed)` is called with
+    the values after a set and the set of changed names, before they are stored; it returns
+    None to accept or a reason to refuse. `read_only_reason` may be a dict {name: reason}."""
+    unknown = set(live) - {name for name, _, _ in parameters}
+    assert not unknown, f"live parameters not declared: {unknown}"
+    for name, default, description in parameters:
+        if name in live:
+            descriptor = ParameterDescriptor(description=description, additional_constraints="live: applied on set")
+        else:
+            reason = read_only_reason.get(name, "fixed at start") if isinstance(read_only_reason, dict) \
+                else read_only_reason
+            descriptor = ParameterDescriptor(description=description, read_only=True,
+                                             additional_constraints=f"read-only: {reason}")
+        node.declare_parameter(name, default, descriptor)
+    values = {name: node.get_parameter(name).value for name, _, _ in parameters}
+
+    def on_set(params) -> SetParametersResult:
+        new, changed = dict(values), set()
+        for p in params:
+            if p.name not in values:
+                continue
+            check = live.get(p.name)
+            if check is None:  # rclpy refuses read-only ones first; never apply one here
+                return SetParametersResult(successful=False, reason=f"{p.name} is read-only")
+            reason = check(p.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"{p.name}: {reason}")
+            new[p.name] = p.value
+            changed.add(p.name)
+        if changed:
+            try:
+                reason = apply(new, changed)
+            except ValueError as e:
+                reason = str(e)
+            if reason:
+                return SetParametersResult(successful=False, reason=reason)
+            values.update({name: new[name] for name in changed})
+            node.get_logger().info("parameters set: " + ", ".join(f"{k}={new[k]!r}" for k in sorted(changed)))
+        return SetParametersResult(successful=True)
+
+    node.add_on_set_parameters_callback(on_set)
+    return values
+
+
+# checks: each returns None for a good value, else the reason ------------------------------
+def any_value(v):
+    return None
+
+
+def in_range(lo=None, hi=None, lo_open=False):
+    def check(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return f"must be finite, got {v}"
+        if lo is not None and (v <= lo if lo_open else v < lo):
+            return f"must be {'>' if lo_open else '>='} {lo}, got {v}"
+        if hi is not None and v > hi:
+            return f"must be <= {hi}, got {v}"
+        return None
+    return check
+
+
+def one_of(*choices):
+    def check(v):
+        return None if v in choices else f"must be one of {', '.join(map(repr, choices))}, got {v!r}"
+    return check
