@@ -23,7 +23,6 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState

@@ -18,7 +18,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, Vector3
 from rclpy.duration import Duration
 from rclpy.node import Node

@@ -13,7 +13,6 @@ A thin adapter around the rclpy-free HeadPoseEstimator and PoseFilter. Topics (r
 import sys
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Point, PoseStamped, Vector3
 from rclpy.duration import Duration
 from rclpy.node import Node
