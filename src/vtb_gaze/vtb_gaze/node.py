@@ -31,7 +31,7 @@ from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
 from vtb_pose.face_model import load_metric_face
 from vtb_pose.frames import rotation_from_quaternion
-from vtb_pose.pnp import default_intrinsics
+from vtb_pose.pnp import camera_from_info, default_intrinsics
 from vtb_pose.tf_broadcast import TransformBroadcaster, make_transform
 
 from .face_state import FaceStateEstimator
@@ -123,9 +123,13 @@ class GazeNode(Node):
 
     # inputs -------------------------------------------------------------------------------
     def on_camera_info(self, msg: CameraInfo):
-        k = np.array(msg.k, np.float64).reshape(3, 3)
-        if k[0, 0] > 0:
-            self.camera_matrix = k
+        """A usable K replaces the last; a bad one is logged and skipped, as in the pose node."""
+        camera = camera_from_info(msg.k, msg.d)
+        if camera is None:
+            self.get_logger().warning(f"camera_info skipped: K {list(msg.k)} is not a usable camera",
+                                      throttle_duration_sec=10.0)
+            return
+        self.camera_matrix = camera[0]
 
     def on_faces(self, msg: FaceArray):
         self.pending[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg, time.monotonic())

@@ -172,3 +172,15 @@ def test_metric_face_is_mediapipes_canonical_face_in_the_face_frame():
     eyes = model[LEFT_EYE_RING].mean(0) - model[RIGHT_EYE_RING].mean(0)
     assert abs(np.linalg.norm(eyes) - 0.063) < 1e-9 and eyes[1] > 0, "the left eye on +y, 63 mm apart"
     assert model[1, 0] > 0.03 and model[152, 2] < -0.1, "nose in front, chin below"
+
+
+def test_camera_from_info_takes_a_usable_camera_only():
+    from vtb_pose.pnp import camera_from_info
+    good = [800.0, 0, 319.5, 0, 800.0, 239.5, 0, 0, 1]
+    k, dist = camera_from_info(good, [0.1, 0, 0, 0, 0])
+    assert k[0, 0] == 800 and dist.shape == (5,)
+    assert camera_from_info(good)[1] is None
+    for bad_k in ([float("inf")] + good[1:], [0.0] + good[1:], good[:4] + [-1.0] + good[5:],
+                  good[:2] + [float("nan")] + good[3:], [0.0] * 9, []):
+        assert camera_from_info(bad_k) is None, bad_k
+    assert camera_from_info(good, [float("nan"), 0, 0, 0, 0]) is None

@@ -26,7 +26,7 @@ from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
 
 from .filters import PoseFilter
 from .frames import quaternion_wxyz, rotation_from_quaternion, ypr_from_rotation
-from .pnp import DEPTH_SCALE, METHODS, HeadPoseEstimator, default_intrinsics
+from .pnp import DEPTH_SCALE, METHODS, HeadPoseEstimator, camera_from_info, default_intrinsics
 from .tf_broadcast import TransformBroadcaster, make_transform
 
 PARAMETERS = [
@@ -113,18 +113,14 @@ class PoseNode(Node):
         return None
 
     def on_camera_info(self, msg: CameraInfo):
-        """A usable K replaces the last; a bad one (focal lengths not finite and positive, a
-        principal point or distortion not finite) is logged and skipped: the last good or the
-        default intrinsics stay, so one bad message cannot poison every later pose."""
-        k = np.array(msg.k, np.float64).reshape(3, 3) if len(msg.k) == 9 else np.full((3, 3), np.nan)
-        dist = np.array(msg.d, np.float64) if len(msg.d) else None
-        if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0
-                and (dist is None or np.isfinite(dist).all())):
+        """A usable K replaces the last; a bad one is logged and skipped (pnp.camera_from_info)."""
+        camera = camera_from_info(msg.k, msg.d)
+        if camera is None:
             self.get_logger().warning(f"camera_info skipped: K {list(msg.k)} / D {list(msg.d)} is not a usable "
                                       f"camera (focal lengths must be finite and positive)",
                                       throttle_duration_sec=10.0)
             return
-        self.camera_matrix, self.dist = k, dist
+        self.camera_matrix, self.dist = camera
 
     def intrinsics(self, msg: FaceArray):
         if self.camera_matrix is not None:

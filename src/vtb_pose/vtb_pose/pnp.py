@@ -68,6 +68,17 @@ def default_intrinsics(width: int, height: int) -> np.ndarray:
     return np.array([[width, 0, (width - 1) / 2], [0, width, (height - 1) / 2], [0, 0, 1]], np.float64)
 
 
+def camera_from_info(k, d=()):
+    """(K 3x3, distortion or None) from CameraInfo's k and d, or None when they are not a usable
+    camera: focal lengths not finite and positive, a principal point or distortion not finite.
+    One bad CameraInfo must not poison every later pose or gaze: callers keep the last good one."""
+    k = np.array(k, np.float64).reshape(3, 3) if len(k) == 9 else np.full((3, 3), np.nan)
+    dist = np.array(d, np.float64) if len(d) else None
+    if not (np.isfinite(k).all() and k[0, 0] > 0 and k[1, 1] > 0 and (dist is None or np.isfinite(dist).all())):
+        return None
+    return k, dist
+
+
 class HeadPoseEstimator:
     def __init__(self, ipd_m: float = 0.063, method: str = "procrustes", indices=STABLE_LANDMARKS,
                  outlier_factor: float = 3.0, outlier_min_px: float = 2.0, model=None,
