@@ -121,7 +121,7 @@ def test_roi_maps_crop_and_image_coordinates_both_ways(flip):
 
 def test_landmark_models_give_the_same_layout_and_the_landmarker_runs_on_litert_only(astronaut_rgb):
     mesh = FacePipeline(backend="litert")
-    assert mesh.landmark_model == "face_mesh" and mesh.iris is not None
+    assert mesh.mesh.model == "face_mesh" and mesh.iris is not None
     landmarker = FacePipeline(backend="litert", landmark_model="face_landmarker")
     assert landmarker.mesh.points == 478 and landmarker.mesh.size == 256 and landmarker.iris is None
     with pytest.raises(ValueError, match="face_mesh"):

@@ -75,7 +75,6 @@ class FacePipeline:
         # detector_options: RetinaFace's scale, drop_levels, anchor_stride (blazeface.face_detector)
         self.detector = face_detector(detector, score_threshold, provider, threads, backend, models_dir, logger,
                                       **(detector_options or {}))
-        self.landmark_model = landmark_model
         self.mesh = FaceMesh(backend, provider, threads, models_dir, logger, model=landmark_model)
         # the Face Landmarker's model gives the irises itself; the mesh needs the iris model
         with_iris = refine_iris and self.mesh.points < 478
@@ -101,8 +100,9 @@ class FacePipeline:
         the labels on real photos: ./vtb eval real). The first pass keeps every face the
         detector confirms whatever its presence: from a detector's box a turned face's crop is
         poor (a 71-degree profile of AFLW2000-3D with the Face Landmarker's model: presence
-        0.04, then 0.42 from its own landmarks), so the later pass's presence decides. A face lost in a later pass keeps
-        its earlier landmarks if they passed presence_threshold. timings sums the passes."""
+        0.04, then 0.42 from its own landmarks), so the later pass's presence decides. A face
+        lost in a later pass keeps its earlier landmarks if they passed presence_threshold.
+        timings sums the passes."""
         self.reset()
         threshold = self.presence_threshold
         if passes > 1:
