@@ -66,17 +66,6 @@ def declare_parameters(node, parameters, live: dict[str, Check], apply, read_onl
     return values
 
 
-def switch_publisher(node, publisher, on: bool, msg_type, topic: str, qos=10):
-    """An output switched on or off by a live parameter: the publisher made when it is turned
-    on, destroyed when it is turned off; returns what the node keeps (None while off)."""
-    if on and publisher is None:
-        return node.create_publisher(msg_type, topic, qos)
-    if not on and publisher is not None:
-        node.destroy_publisher(publisher)
-        return None
-    return publisher
-
-
 # checks: each returns None for a good value, else the reason ------------------------------
 def any_value(v):
     return None

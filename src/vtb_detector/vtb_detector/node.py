@@ -24,7 +24,7 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from vtb_common.node_main import run_node
-from vtb_common.parameters import any_value, declare_parameters, in_range, one_of, switch_publisher
+from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import Face, FaceArray
 
 from .debug_draw import draw_faces
@@ -167,8 +167,11 @@ class DetectorNode(Node):
                 setattr(self.pipeline, name, p[name])
         if "publish_debug_image" in changed:
             with self._debug_lock:
-                self.debug_pub = switch_publisher(self, self.debug_pub, p["publish_debug_image"], Image,
-                                                  "debug_image", qos_profile_sensor_data)
+                if p["publish_debug_image"] and self.debug_pub is None:
+                    self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data)
+                elif not p["publish_debug_image"] and self.debug_pub is not None:
+                    self.destroy_publisher(self.debug_pub)
+                    self.debug_pub = None
         return None
 
     def on_image(self, msg):

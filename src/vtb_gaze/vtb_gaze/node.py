@@ -27,7 +27,7 @@ from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_common.node_main import run_node
-from vtb_common.parameters import any_value, declare_parameters, in_range, switch_publisher
+from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
 from vtb_pose.face_model import load_metric_face
 from vtb_pose.frames import rotation_from_quaternion
@@ -114,8 +114,11 @@ class GazeNode(Node):
                 self._broadcaster = TransformBroadcaster(self)   # made once, kept while off
             self.tf = self._broadcaster if p["publish_tf"] else None
         if "publish_markers" in changed:
-            self.marker_pub = switch_publisher(self, self.marker_pub, p["publish_markers"], MarkerArray,
-                                               "gaze_markers")
+            if p["publish_markers"] and self.marker_pub is None:
+                self.marker_pub = self.create_publisher(MarkerArray, "gaze_markers", 10)
+            elif not p["publish_markers"] and self.marker_pub is not None:
+                self.destroy_publisher(self.marker_pub)
+                self.marker_pub = None
         return None
 
     # inputs -------------------------------------------------------------------------------

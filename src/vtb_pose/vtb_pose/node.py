@@ -21,7 +21,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_common.node_main import run_node
-from vtb_common.parameters import any_value, declare_parameters, in_range, one_of, switch_publisher
+from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import HeadPose, HeadPoseArray, FaceArray
 
 from .filters import PoseFilter
@@ -105,7 +105,11 @@ class PoseNode(Node):
                 self._broadcaster = TransformBroadcaster(self)   # made once, kept while off
             self.tf = self._broadcaster if p["publish_tf"] else None
         if "publish_markers" in changed:
-            self.marker_pub = switch_publisher(self, self.marker_pub, p["publish_markers"], MarkerArray, "markers")
+            if p["publish_markers"] and self.marker_pub is None:
+                self.marker_pub = self.create_publisher(MarkerArray, "markers", 10)
+            elif not p["publish_markers"] and self.marker_pub is not None:
+                self.destroy_publisher(self.marker_pub)
+                self.marker_pub = None
         return None
 
     def on_camera_info(self, msg: CameraInfo):
