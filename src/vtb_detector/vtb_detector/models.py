@@ -88,6 +88,10 @@ BUNDLE_FILES = {
     # the blendshape model: 146 of the 478 landmarks (pixels) to the 52 ARKit-style coefficients
     "face_blendshapes.tflite":
         "4f36dded049db18d76048567439b2a7f58f1daabc00d78bfe8f3ad396a2d2082",
+    # not run by vtb: with the three above it makes the whole .task again for the MediaPipe
+    # peer of `./vtb eval blendshapes` (MediaPipe's FaceLandmarker reads only a .task)
+    "face_detector.tflite":
+        "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
 }
 # Models of the bundle, run from their tflite file only: tflite2onnx cannot convert them
 # ("list index out of range"), so they run on LiteRT (the CPU) and not on ONNX Runtime.
