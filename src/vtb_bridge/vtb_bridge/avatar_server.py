@@ -30,7 +30,17 @@ bounded (`max_client_queue` frames, default 4): for a client that reads slowly o
 the oldest frames are dropped (`dropped_slow`), so its memory stays flat until the engine's
 ping timeout disconnects it.
 
-Safety. It binds 127.0.0.1 unless told otherwise. With `token` set, a Socket.IO client must give
+Safety. It binds 127.0.0.1 unless told otherwise. Every request (the page, its files, Socket.IO,
+the WebSocket upgrade) must name this server in its `Host` header, or it gets 403 (counted in
+`refused_host`, one throttled log line): DNS rebinding (a website whose name is made to resolve
+to 127.0.0.1, so that the browser deems the page and its Socket.IO requests same-origin, Host
+and Origin `rebind.example:PORT`) is refused this way. Accepted: the bound address with the port;
+bound to a loopback address or to all (0.0.0.0, ::), also 127.0.0.1, localhost and [::1]; bound
+to all, also the address the connection came in on and this machine's host name; and
+`allowed_hosts` (`host` for the server's port, `host:port`, `[v6]:port`; `*` turns the check off,
+e.g. behind a reverse proxy that checks Host itself). Malformed requests (an oversized header,
+a bad request line) get aiohttp's 400 and one throttled log line, not a traceback each. With
+`token` set, a Socket.IO client must give
 it, as `auth: {token}` (socket.io-client's `auth` option) or as the `token` query parameter
 (the page passes `?token=...` of its own URL on), or its connection is refused. The page
 mostly listens: the client->server events accepted are `hello` (a small dict the page sends
@@ -81,6 +91,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import threading
 import time
 from pathlib import Path
@@ -91,6 +102,7 @@ from collections import deque
 
 import socketio
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from engineio import packet as eio_packet
 
 log = logging.getLogger("vtb_bridge.avatar_server")
@@ -114,6 +126,78 @@ class _Throttled:
             msg += " (%d more like it not logged in the last %.0f s)"
             args = (*args, skipped, self.every_s)
         self.logger.warning(msg, *args)
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+WILDCARD = ("", "0.0.0.0", "::")
+
+
+def split_host(value):
+    """A Host header value (or an allowed_hosts entry) as (name, port), lowercase, the IPv6
+    brackets and a trailing dot dropped; port None when absent; None when malformed."""
+    value = str(value).strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0 or (value[end + 1:] and not value[end + 1:].startswith(":")):
+            return None
+        name, port = value[1:end], value[end + 2:] or None
+    elif value.count(":") == 1:
+        name, port = value.split(":")
+    else:                                   # a bare name, or an IPv6 address without brackets
+        name, port = value, None
+    name = name.rstrip(".")
+    if not name or any(c.isspace() or c in "/@?#" for c in name):
+        return None
+    if port is not None:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            return None
+        port = int(port)
+    return name, port
+
+
+def parse_allowed_hosts(entries) -> frozenset:
+    """allowed_hosts (an iterable of strings, or one comma-separated string) as a set of
+    (name, port or None); "*" stays "*". Raises ValueError naming a malformed entry."""
+    if isinstance(entries, str):
+        entries = entries.split(",")
+    out = set()
+    for entry in entries:
+        entry = str(entry).strip()
+        if not entry:
+            continue
+        if entry == "*":
+            out.add("*")
+            continue
+        parsed = split_host(entry)
+        if parsed is None:
+            raise ValueError(f"{entry!r} is not host, host:port or [ipv6]:port")
+        out.add(parsed)
+    return frozenset(out)
+
+
+class _ServerLog:
+    """aiohttp's server logger, for its RequestHandler: a malformed request (an oversized
+    header, a bad request line: HttpProcessingError) is one throttled warning line instead of
+    an ERROR with a full traceback per request; anything else (a bug in a handler) keeps its
+    traceback."""
+
+    def __init__(self, throttled, logger):
+        self.throttled, self.logger = throttled, logger
+
+    def debug(self, *args, **kwargs):
+        kwargs.pop("exc_info", None)
+        self.logger.debug(*args, **kwargs)
+
+    def exception(self, msg, *args, exc_info=None, **kwargs):
+        if isinstance(exc_info, HttpProcessingError):
+            why = (str(exc_info.message or exc_info).splitlines() or [""])[0][:60]
+            self.throttled.warning("bad_http", "refused a malformed HTTP request from %s (%d: %s)",
+                                   args[0] if args else "?", exc_info.code or 400, why)
+        else:
+            self.logger.error(msg, *args, exc_info=exc_info or True, **kwargs)
+
+    def __getattr__(self, name):            # info, warning, ... as the module's logger
+        return getattr(self.logger, name)
 
 
 def _all_finite(payload) -> bool:
@@ -170,7 +254,7 @@ class AvatarServer:
                  max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None,
                  also_emit=("result_download",), max_client_queue: int = 4,
                  max_token_failures: int = 5, token_window_s: float = 60.0, token_lockout_s: float = 30.0,
-                 log_every_s: float = 5.0):
+                 log_every_s: float = 5.0, allowed_hosts=()):
         self.host = host
         self.port = port
         self.token = token or None
@@ -189,6 +273,9 @@ class AvatarServer:
         self.not_finite = 0      # frames not sent: NaN or infinity in them
         self.token_failures = 0  # wrong or missing tokens checked
         self.locked_out = 0      # connections refused unchecked: too many wrong tokens from that address
+        self.refused_host = 0    # requests refused: their Host is not this server (DNS rebinding)
+        self.allowed_hosts = allowed_hosts     # parsed by the setter; may be set while serving
+        self._own_hosts = frozenset()          # the bound address's names, set once the port is known
         self.max_client_queue = max(1, int(max_client_queue))
         self.max_token_failures = max(1, int(max_token_failures))
         self.token_window_s, self.token_lockout_s = float(token_window_s), float(token_lockout_s)
@@ -242,6 +329,14 @@ class AvatarServer:
             except RuntimeError:          # loop closed
                 pass
 
+    @property
+    def allowed_hosts(self) -> frozenset:
+        return self._allowed_hosts
+
+    @allowed_hosts.setter
+    def allowed_hosts(self, entries) -> None:
+        self._allowed_hosts = parse_allowed_hosts(entries)   # one assignment: safe across threads
+
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
             return
@@ -258,7 +353,8 @@ class AvatarServer:
         return {"url": self.url, "clients": len(self.clients), "sent": self.sent,
                 "dropped": self.dropped, "refused": self.refused, "rejected": self.rejected,
                 "dropped_slow": self.dropped_slow, "not_finite": self.not_finite,
-                "token_failures": self.token_failures, "locked_out": self.locked_out}
+                "token_failures": self.token_failures, "locked_out": self.locked_out,
+                "refused_host": self.refused_host}
 
     # ---- the server's thread ---------------------------------------------------------------
     def _poke(self):
@@ -337,7 +433,8 @@ class AvatarServer:
                     return
                 log.info("page %s says hello: %s", sid, json.dumps(args[0])[:200])
 
-        app = web.Application(client_max_size=self.max_message_bytes)
+        # the Host check runs before every route, Socket.IO's and the WebSocket upgrade included
+        app = web.Application(client_max_size=self.max_message_bytes, middlewares=[self._host_guard])
         sio.attach(app)
         app.router.add_get("/", self._page)
         app.router.add_get("/index.html", self._page)
@@ -345,13 +442,14 @@ class AvatarServer:
         app.router.add_get("/config.json", self._config)
         if self.live2d_dir is not None:
             app.router.add_static("/live2d/", self.live2d_dir, show_index=False, follow_symlinks=False)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, logger=_ServerLog(self._warn, log))
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
         self._runner = runner
         port = site._server.sockets[0].getsockname()[1]
         self.port = port
+        self._own_hosts = self._own_host_names()
         host = self.host if ":" not in self.host else f"[{self.host}]"
         self.url = f"http://{host}:{port}/"
         self._ready.set()
@@ -385,6 +483,50 @@ class AvatarServer:
             ok, message = False, f"{event} failed: {e}"
         log.info("page %s: %s -> %s", sid, event, message)
         return {"success": bool(ok), "message": str(message)}
+
+    # ---- Host check: DNS rebinding ----------------------------------------------------------
+    def _own_host_names(self) -> frozenset:
+        bound = (split_host(f"[{self.host}]" if ":" in self.host else self.host) or ("",))[0]
+        names = {bound} - set(WILDCARD)
+        if bound in LOOPBACK_NAMES or bound in WILDCARD or bound.startswith("127."):
+            names.update(LOOPBACK_NAMES)
+        if bound in WILDCARD:                 # all addresses: this machine's names too
+            for name in (socket.gethostname(), socket.getfqdn()):
+                names.add(name.lower().rstrip("."))
+        return frozenset(n for n in names if n)
+
+    def _host_ok(self, request) -> bool:
+        allowed = self._allowed_hosts
+        if "*" in allowed:
+            return True
+        parsed = split_host(request.headers.get("Host", ""))
+        if parsed is None:
+            return False
+        name, port = parsed
+        if port is None:
+            port = 80                         # what a browser leaves out
+        if (name, port) in allowed or ((name, None) in allowed and port == self.port):
+            return True
+        if port != self.port:
+            return False
+        if name in self._own_hosts:
+            return True
+        if self.host in WILDCARD:             # the address this connection came in on
+            sockname = request.transport.get_extra_info("sockname") if request.transport else None
+            local = str(sockname[0]).lower() if sockname else ""
+            return name in (local, local.removeprefix("::ffff:"))
+        return False
+
+    @web.middleware
+    async def _host_guard(self, request, handler):
+        if not self._host_ok(request):
+            self.refused_host += 1
+            self._warn.warning("host", "refused a request for %s from %s: its Host %r is not this server "
+                               "(DNS rebinding?); add it to allowed_hosts to allow it (%d so far)",
+                               request.path[:80], request.remote, request.headers.get("Host", "")[:80],
+                               self.refused_host)
+            return web.Response(status=403, text="403: this server does not answer to that Host\n")
+        return await handler(request)
 
     # ---- wrong tokens: rate-limited per client address ---------------------------------------
     @staticmethod
