@@ -17,20 +17,28 @@ Inputs are checked here: a head pose that is not valid, not finite, out of range
 fields that are not finite are skipped (the rest of the image's perception still goes out),
 counted in `rejected` (per part) and logged at most every 5 s. The mapper checks again, and
 an AvatarParameters message or output frame holding a non-finite number is never sent.
+Every output message carries its image's stamp and frame_id, once (part_matcher): an image
+that went out without its face state (face_state came more than match_wait_s after the rest)
+does not go out a second time when it comes, and a pose-only image keeps its stamp.
+Parameters (vtb_common.parameters): live ones are checked and applied on set (LIVE), the others
+are read-only; a value given at start is checked the same way (STARTUP_CHECKS): a bad one
+(vmc_port 70000) stops the node with the reason, exit code 3.
 """
 import math
 import sys
 import time
 from pathlib import Path
 
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from vtb_common.node_main import run_node
+from vtb_common.parameters import declare_parameters, in_range
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
+from .avatar_server import parse_allowed_hosts
+from .part_matcher import PartMatcher, header_source
 
 PARAMETERS = [
     ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
@@ -43,6 +51,7 @@ PARAMETERS = [
     ("server_host", "127.0.0.1", "address the built-in server binds (127.0.0.1: this machine only)"),
     ("server_port", 8000, "port of the built-in server"),
     ("server_token", "", "when set, clients of the built-in server must present this token"),
+    ("server_allowed_hosts", "", "comma-separated host or host:port names the built-in server also answers to (its Host header), besides its own address (127.0.0.1, localhost, [::1]; bound to 0.0.0.0 also this machine's); other Hosts get 403 (DNS rebinding); * turns the check off"),
     ("vmc_enabled", False, "send the VMC protocol over OSC/UDP"),
     ("vmc_host", "127.0.0.1", "VMC receiver host"),
     ("vmc_port", 39539, "VMC receiver port"),
@@ -53,6 +62,37 @@ PARAMETERS = [
 ]
 
 PARTS = ("faces", "head_poses", "gaze", "face_state")
+
+
+class ParameterError(ValueError):
+    """A bad parameter value given at start: the node stops with this one line (exit 3)."""
+
+
+def host_check(v):
+    v = str(v)
+    if not v.strip() or any(c.isspace() for c in v) or len(v) > 253:
+        return f"must be a host name or address, got {v!r}"
+    return None
+
+
+def allowed_hosts_check(v):
+    try:
+        parse_allowed_hosts(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+# applied on set (see _apply_parameters); every other parameter is read-only
+LIVE = {
+    "lost_after_s": in_range(0.0, 60.0, lo_open=True),
+    "match_wait_s": in_range(0.0, 1.0),
+    "server_allowed_hosts": allowed_hosts_check,
+    "vmc_host": host_check,
+    "vmc_port": in_range(1, 65535),
+}
+# also checked at start (a read-only value can only be given there)
+STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check}
 
 
 def _finite(*values) -> bool:
@@ -78,18 +118,20 @@ def gaze_ok(g) -> bool:
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_bridge", **kwargs)
-        for name, default, description in PARAMETERS:
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name, _, _ in PARAMETERS}
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
+        bad = [f"{name}: {reason}" for name, check in STARTUP_CHECKS.items() if (reason := check(p[name]))]
+        if bad:
+            raise ParameterError("; ".join(bad))
         self.p = p
         config = load_config(p["config_file"] or self.default_config())
         config["mirror"] = p["mirror"]
         self.config = config
         self.mapper = AvatarMapper(config)
         self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
-        self.pending = {}            # stamp -> {part: msg, "arrived": time}
+        self.matcher = PartMatcher(PARTS, p["match_wait_s"])   # an image's parts, by stamp
         self.last_seen = None        # monotonic time of the last frame with the face
+        self.last_frame_id = ""      # the frame_id of the last image's output
         self.rejected = {"head_poses": 0, "gaze": 0, "face_state": 0, "avatar_parameters": 0}
         self.outputs = self.make_outputs(p)
 
@@ -118,19 +160,47 @@ class BridgeNode(Node):
             outputs.append(SocketIOOutput(p["socketio_url"], protocol=p["socketio_protocol"]))
         if p["server_enabled"]:
             from .avatar_server import AvatarServer
-            server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None)
+            server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None,
+                                  allowed_hosts=p["server_allowed_hosts"])
             self.get_logger().info(f"avatar page: {server.start()}")
             outputs.append(server)
         if p["vmc_enabled"]:
-            from .vmc_output import VMCOutput
-            vmc = self.config.get("vmc") or {}
-            outputs.append(VMCOutput(p["vmc_host"], p["vmc_port"], expressions=p["vmc_expressions"],
-                                     bone_positions=vmc.get("bone_positions") or None,
-                                     look_blendshapes=bool(vmc.get("look_blendshapes", True))))
+            try:
+                outputs.append(self.make_vmc(p))
+            except (OSError, ValueError) as e:     # a host that does not resolve
+                raise ParameterError(f"vmc_host/vmc_port: {e}") from None
         if p["vtube_studio_enabled"]:
             from .vtube_studio_output import VTubeStudioOutput
             outputs.append(VTubeStudioOutput(p["vtube_studio_url"]))
         return outputs
+
+    def make_vmc(self, p):
+        from .vmc_output import VMCOutput
+        vmc = self.config.get("vmc") or {}
+        return VMCOutput(p["vmc_host"], p["vmc_port"], expressions=p["vmc_expressions"],
+                         bone_positions=vmc.get("bone_positions") or None,
+                         look_blendshapes=bool(vmc.get("look_blendshapes", True)))
+
+    def _apply_parameters(self, p: dict, changed: set):
+        """A parameter set (the executor's thread, as the callbacks): see LIVE. lost_after_s is
+        read from self.p (the dict declare_parameters keeps up to date)."""
+        if "match_wait_s" in changed:
+            self.matcher.wait_s = float(p["match_wait_s"])
+        if "server_allowed_hosts" in changed:
+            for out in self.outputs:
+                if hasattr(out, "allowed_hosts"):
+                    out.allowed_hosts = p["server_allowed_hosts"]
+        if changed & {"vmc_host", "vmc_port"} and p["vmc_enabled"]:
+            from .vmc_output import VMCOutput
+            try:
+                vmc = self.make_vmc(p)             # resolves the host: a bad one is refused here
+            except (OSError, ValueError) as e:
+                return f"vmc_host {p['vmc_host']!r}, vmc_port {p['vmc_port']}: {e}"
+            for i, out in enumerate(self.outputs):
+                if isinstance(out, VMCOutput):
+                    self.outputs[i] = vmc
+                    out.close()
+        return None
 
     # neutral pose ------------------------------------------------------------------------
     def on_calibrate_neutral(self, request, response):
@@ -157,16 +227,19 @@ class BridgeNode(Node):
     # inputs: gather the parts of one image ---------------------------------------------
     def on_part(self, part, msg):
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        entry = self.pending.setdefault(key, {"arrived": time.monotonic()})
-        entry[part] = msg
-        if all(k in entry for k in PARTS):
-            self.process(key, self.pending.pop(key))
+        late = self.matcher.late
+        entry = self.matcher.add(key, part, msg, time.monotonic())
+        if self.matcher.late > late:
+            self.get_logger().warning(
+                f"dropped a {part} message that came after its image had gone out (more than match_wait_s "
+                f"= {self.matcher.wait_s} s after the first part; {self.matcher.late} so far)",
+                throttle_duration_sec=5.0)
+        elif entry is not None:
+            self.process(key, entry)
 
     def flush(self):
-        now = time.monotonic()
-        for key, entry in list(self.pending.items()):
-            if now - entry["arrived"] > self.p["match_wait_s"]:
-                self.process(key, self.pending.pop(key))
+        for key, entry in self.matcher.due(time.monotonic()):
+            self.process(key, entry)
 
     # processing ----------------------------------------------------------------------
     def process(self, key, entry):
@@ -175,7 +248,7 @@ class BridgeNode(Node):
             if inputs is None:
                 return
             self.last_seen = time.monotonic()
-            self.emit(self.mapper.update(inputs), entry.get("face_state") or entry.get("faces"))
+            self.emit(self.mapper.update(inputs), header_source(entry))
         except Exception as e:  # one bad message must not stop the node
             self.get_logger().error(f"avatar update failed: {e!r}", throttle_duration_sec=5.0)
 
@@ -239,8 +312,10 @@ class BridgeNode(Node):
                                values=[float(v) for v in frame.params.values()])
         if header_source is not None:
             msg.header = header_source.header
-        elif stamp is not None:
+            self.last_frame_id = msg.header.frame_id
+        elif stamp is not None:         # easing to neutral: no image, the clock's stamp, the camera's frame
             msg.header.stamp = stamp
+            msg.header.frame_id = self.last_frame_id
         self.params_pub.publish(msg)
         if self.robot is not None:
             # the head's motion after the mirror choice (the mapper's sources), like every other
@@ -267,7 +342,7 @@ class BridgeNode(Node):
 
 
 def main(args=None):
-    sys.exit(run_node(BridgeNode, args, name="bridge_node"))
+    sys.exit(run_node(BridgeNode, args, fatal=(ParameterError,), name="bridge_node"))
 
 
 if __name__ == "__main__":

@@ -68,10 +68,13 @@ default): made-up offsets would then move the head and push the eyes out of the 
 
 Sending never blocks: the UDP socket is non-blocking (python-osc's UDPClient) and the host is
 resolved once in the constructor; a send the kernel refuses (buffer full, no route) is counted
-in `errors` and dropped.
+in `errors` and dropped. A port outside 1..65535 is refused by the constructor (ValueError; before,
+every frame failed with OverflowError). A frame holding NaN or infinity is not sent (counted in
+`not_finite`, logged at most every 5 s): a receiver is never told a made-up pose.
 """
 from __future__ import annotations
 
+import logging
 import math
 import socket
 import time
@@ -84,6 +87,8 @@ from transforms3d.euler import euler2mat
 from transforms3d.quaternions import mat2quat
 
 from vtb_bridge.avatar_frame import AvatarFrame, finite as _finite
+
+log = logging.getLogger("vtb_bridge.vmc_output")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 39539
@@ -145,6 +150,14 @@ def _clamp01(v) -> float:
     return min(1.0, max(0.0, v))
 
 
+def _frame_finite(frame) -> bool:
+    try:
+        values = (*frame.euler, *frame.eye, *frame.blink, frame.mouth, *frame.params.values())
+        return all(math.isfinite(float(v)) for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
 class VMCOutput:
     """Sends each AvatarFrame as one VMC bundle. `send` never blocks and never raises on
     network trouble (counted in `errors`). `expressions`: "vrm0" or "vrm1" blend shape names;
@@ -157,6 +170,8 @@ class VMCOutput:
                  look_range_deg: float = 30.0):
         if expressions not in EXPRESSIONS:
             raise ValueError(f"expressions must be one of {sorted(EXPRESSIONS)}, not {expressions!r}")
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise ValueError(f"port must be an integer 1..65535, not {port!r}")
         self.host, self.port, self.send_eyes = host, int(port), bool(send_eyes)
         self.expressions, self.names = expressions, EXPRESSIONS[expressions]
         self.look_blendshapes, self.look_range_deg = bool(look_blendshapes), float(look_range_deg)
@@ -174,7 +189,9 @@ class VMCOutput:
         self._t0 = time.monotonic()
         self.sent = 0      # bundles handed to the kernel
         self.errors = 0    # bundles dropped (the socket refused them)
+        self.not_finite = 0   # frames not sent: NaN or infinity in them
         self.last_error = ""
+        self._last_warning = -math.inf
 
     # -- building -------------------------------------------------------------------------
     def blend_values(self, frame: AvatarFrame) -> list:
@@ -241,6 +258,12 @@ class VMCOutput:
     # -- sending --------------------------------------------------------------------------
     def send(self, frame: AvatarFrame) -> bool:
         """Send one frame; True if the kernel took the datagram."""
+        if not _frame_finite(frame):
+            self.not_finite += 1
+            if time.monotonic() - self._last_warning >= 5.0:
+                self._last_warning = time.monotonic()
+                log.warning("VMC: a frame holding NaN or infinity was not sent (%d so far)", self.not_finite)
+            return False
         try:
             self._client.send(self.build(frame))
         except OSError as e:   # BlockingIOError (buffer full), ECONNREFUSED, no route, ...
@@ -251,7 +274,8 @@ class VMCOutput:
         return True
 
     def counters(self) -> dict:
-        return {"sent": self.sent, "errors": self.errors, "last_error": self.last_error}
+        return {"sent": self.sent, "errors": self.errors, "not_finite": self.not_finite,
+                "last_error": self.last_error}
 
     def close(self):
         self._client.close()
