@@ -12,7 +12,7 @@ from std_msgs.msg import Header
 from tf2_msgs.msg import TFMessage
 from vtb_msgs.msg import AvatarParameters, BoundingBox, Face, FaceArray
 
-from vtb_bringup.recorder import BagRecorder
+from vtb_bringup.recorder import BagRecorder, RecordError
 
 TOPICS = [("/vtb/faces", FaceArray), ("/vtb/avatar", AvatarParameters), ("/vtb/image", Image),
           ("/tf", TFMessage)]
@@ -156,7 +156,7 @@ def test_records_vtb_topics_into_a_readable_mcap_bag(ros, tmp_path):
 
 def test_existing_output_path_is_refused(ros, tmp_path):
     (tmp_path / "taken").mkdir()
-    with pytest.raises(FileExistsError, match="taken.*already exists"):
+    with pytest.raises(RecordError, match="taken.*already exists"):
         BagRecorder(ros.node, tmp_path / "taken", TOPICS)
     assert list((tmp_path / "taken").iterdir()) == []  # and nothing was written into it
     assert ros.node.get_subscriptions_info_by_topic("/vtb/faces") == []  # nor subscribed
@@ -188,3 +188,73 @@ def test_sigterm_stops_vtb_run_cleanly_and_the_bag_is_readable(tmp_path):
     assert (bag / "metadata.yaml").is_file()
     messages = read_bag(bag)
     assert messages.get("/vtb/faces"), sorted(messages)
+
+
+def test_a_bag_killed_with_sigkill_is_readable(tmp_path):
+    """SIGKILL gives no chance to close the bag: the recorder keeps it readable as it grows
+    (chunk, MCAP footer and metadata.yaml once a second), so rosbags' Reader opens it and gets
+    what was recorded up to the last second."""
+    import subprocess
+    import sys
+    import time
+
+    from rosbags.rosbag2 import Reader
+    bag = tmp_path / "bag"
+    proc = subprocess.Popen([sys.executable, "-m", "vtb_bringup.cli", "run", "--clip", "--frames", "30", "--loop",
+                             "--outputs", "none", "--record", str(bag), "--stats-every", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not (bag / "metadata.yaml").is_file():
+            time.sleep(0.5)
+        time.sleep(5)  # some frames through the graph and a few checkpoints
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -9
+    with Reader(bag) as reader:
+        counts, total = {c.topic: c.msgcount for c in reader.connections}, reader.message_count
+        read = {}
+        for conn, _, _ in reader.messages():
+            read[conn.topic] = read.get(conn.topic, 0) + 1
+    assert counts.get("/vtb/faces", 0) > 0 and total == sum(counts.values()), counts
+    assert read == {t: n for t, n in counts.items() if n}, "metadata.yaml matches the mcap file"
+    assert read_bag(bag)["/vtb/faces"], "and it deserializes from its own definitions"
+
+
+@pytest.mark.parametrize("target, words", [
+    ("a_file", "is an existing file"),
+    ("a_file/bag", "a_file is a file"),
+    ("a_file/deeper/bag", "a_file is a file"),
+])
+def test_record_into_a_path_that_cannot_be_a_folder_is_refused(tmp_path, target, words):
+    import subprocess
+    import sys
+    (tmp_path / "a_file").write_text("x")
+    t0 = __import__("time").monotonic()
+    r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "run", "--clip", "--frames", "5", "--outputs", "none",
+                        "--record", str(tmp_path / target)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert words in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert (tmp_path / "a_file").read_text() == "x"
+
+
+def test_recorder_refuses_an_unwritable_place_with_a_message(ros, tmp_path, monkeypatch):
+    import os
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    # as root (containers) the mode bits do not stop mkdir: make the access check say no
+    monkeypatch.setattr(os, "access", lambda p, mode: str(p) != str(locked))
+    with pytest.raises(RecordError, match="locked is not writable"):
+        BagRecorder(ros.node, locked / "bag", TOPICS)
+    # and an OSError from the writer itself (a read-only file system, a full disk) is a message too
+    monkeypatch.undo()
+    import rosbags.rosbag2.writer as w
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(w.Writer, "open", refuse)
+    with pytest.raises(RecordError, match="cannot be created: Permission denied"):
+        BagRecorder(ros.node, tmp_path / "bag2", TOPICS)

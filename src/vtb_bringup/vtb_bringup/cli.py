@@ -272,6 +272,7 @@ def make_source(args):
 
 def cmd_run(args) -> int:
     from .graph import GraphError
+    from .recorder import RecordError
     from .runner import run
     from .sources import SourceError
     try:
@@ -279,7 +280,7 @@ def cmd_run(args) -> int:
         return run(graph_arguments(args), source=source, loop=args.loop, executor=args.executor,
                    record=args.record, record_images=args.record_images, duration=args.duration,
                    stats_every=args.stats_every)
-    except (GraphError, SourceError, FileExistsError) as e:
+    except (GraphError, SourceError, RecordError) as e:
         print(f"vtb run: {e}", file=sys.stderr)
         return 2
 

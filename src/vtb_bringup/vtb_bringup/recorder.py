@@ -5,11 +5,60 @@ The bag is what `ros2 bag record -s mcap` on Jazzy writes: metadata version 9, r
 stamps from the node's clock, each topic's publishers' offered QoS, `ros2msg` schemas and the
 RIHS01 type hashes (rosbags computes the same hashes as rosidl; checked for vtb_msgs, Image,
 TFMessage).
+
+A bag is readable at any moment, not only after close(): once a second the recorder ends the
+MCAP chunk it is filling, writes an MCAP footer after it (overwritten by the next chunk) and
+rewrites metadata.yaml (temporary file, then rename) with the counts so far. A process killed
+with SIGKILL (or a power cut after the OS wrote its cache) loses at most the last second.
 """
 from __future__ import annotations
 
 import threading
 from pathlib import Path
+
+CHECKPOINT_SECONDS = 1.0
+
+# What ends a valid MCAP file without a summary section: a DataEnd record (opcode 0x0f, crc 0),
+# a Footer (opcode 0x02; summary start 0 = none, summary offset start 0, crc 0) and the magic.
+# Readers without a summary scan the data section, as rosbags does.
+MCAP_OPEN_END = (b"\x0f" + (4).to_bytes(8, "little") + bytes(4)
+                 + b"\x02" + (20).to_bytes(8, "little") + bytes(20) + b"\x89MCAP0\r\n")
+
+
+class RecordError(ValueError):
+    """The recording target cannot be a new bag folder; the message says why."""
+
+
+def check_target(path) -> Path:
+    """`path` can become a new bag folder: it does not exist and its nearest existing parent is a
+    writable folder. Checked before the graph starts, so a bad --record fails at once."""
+    import os
+    path = Path(path)
+    if path.is_file() or path.is_symlink():
+        raise RecordError(f"recording target {path} is an existing file; a bag is a new folder: "
+                          "pick a name that does not exist")
+    if path.exists():
+        raise RecordError(f"recording target {path} already exists; a rosbag2 bag is never "
+                          "overwritten: remove it or pick another name")
+    parent = path.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise RecordError(f"recording target {path} cannot be a folder: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise RecordError(f"recording target {path} cannot be created: {parent} is not writable")
+    return path
+
+
+class _MetadataOnly:
+    """Stands in for the MCAP storage while rosbags' Writer.close() writes metadata.yaml from
+    the counts so far (its own code, temporary file and rename) and closes nothing."""
+
+    def __init__(self, storage):
+        self.path = storage.path
+
+    def close(self, version, metadata):
+        pass
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import DurabilityPolicy, QoSProfile, qos_profile_sensor_data
@@ -106,10 +155,7 @@ class BagRecorder:
     def __init__(self, node, path, topics):
         from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 
-        self.path = Path(path)
-        if self.path.exists():
-            raise FileExistsError(f"recording target {self.path} already exists; a rosbag2 bag is "
-                                  "never overwritten: remove it or pick another name")
+        self.path = check_target(path)
         topics = [(t[0], t[1], t[2] if len(t) > 2 else default_qos(t[0], t[1])) for t in topics]
         self.counts = {name: 0 for name, _, _ in topics}
         self._node = node
@@ -120,10 +166,14 @@ class BagRecorder:
         try:
             self._writer.open()
         except WriterError as e:  # created between the check above and now
-            raise FileExistsError(f"recording target {self.path} already exists") from e
+            raise RecordError(f"recording target {self.path} already exists") from e
+        except OSError as e:
+            raise RecordError(f"recording target {self.path} cannot be created: {e.strerror}") from e
         self._connections = {}
+        self.checkpoint()  # readable (empty) from the start
         # one exclusive group: the writer is not thread-safe under a MultiThreadedExecutor
         group = MutuallyExclusiveCallbackGroup()
+        self._timer = node.create_timer(CHECKPOINT_SECONDS, self.checkpoint, callback_group=group)
         self._subs = [node.create_subscription(cls, name, self._callback(name, type_name(cls), qos),
                                                qos, raw=True, callback_group=group)
                       for name, cls, qos in topics]
@@ -152,6 +202,26 @@ class BagRecorder:
                                            msgdef=schema[0], rihs01=schema[1],
                                            offered_qos_profiles=[_rosbags_qos(q) for q in offered])
 
+    def checkpoint(self):
+        """Make what was written so far a readable bag: end the pending chunk, end the file
+        (the next chunk overwrites that end), and metadata.yaml to match."""
+        with self._lock:
+            writer = self._writer
+            if writer is None:
+                return
+            storage = writer.storage  # rosbags' McapWriter
+            if storage.chunk.bio.tell():
+                storage.close_chunk()
+            end = storage.bio.tell()
+            storage.bio.write(MCAP_OPEN_END)
+            storage.bio.flush()  # to the OS: a killed process loses nothing written before
+            storage.bio.seek(end)
+            writer.storage = _MetadataOnly(storage)
+            try:
+                writer.close()
+            finally:
+                writer.storage = storage
+
     def summary(self) -> str:
         return f"recorded {sum(self.counts.values())} messages to {self.path}: " + ", ".join(
             f"{t} {n}" for t, n in self.counts.items())
@@ -159,7 +229,10 @@ class BagRecorder:
     def close(self):
         """Stop recording and write the bag's index and metadata.yaml. Safe to call twice."""
         subs, self._subs = self._subs, []
+        timer, self._timer = getattr(self, "_timer", None), None
         try:
+            if timer is not None:
+                self._node.destroy_timer(timer)
             for sub in subs:
                 self._node.destroy_subscription(sub)
         finally:  # after Ctrl-C the context may be gone already; the bag must still be closed

@@ -239,6 +239,9 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
     """`./vtb run`: start the graph, feed it, print a latency table every `stats_every` seconds,
     stop on Ctrl-C, after `duration`, or when a finite source has played."""
     from .monitor import GraphMonitor
+    from .recorder import check_target
+    if record:
+        check_target(record)  # before the models load: a bad path fails at once
     stop_on_sigterm()
     runner = GraphRunner(arguments, executor=executor, log=log)
     recorder = None
