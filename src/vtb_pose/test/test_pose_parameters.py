@@ -16,10 +16,12 @@ from vtb_pose.node import PARAMETERS
 REFERENCE = Path(__file__).resolve().parents[2] / "vtb_detector" / "test" / "data" / "astronaut_mediapipe_478.json"
 LIVE_VALUES = {"interpupillary_distance_m": 0.065, "pnp_method": "sqpnp", "depth_scale": 0.9, "filter": True,
                "filter_min_cutoff": 0.5, "filter_beta_rotation": 2.0, "filter_beta_translation": 1.0,
-               "publish_tf": True, "publish_markers": True, "frame_prefix": "face_"}
+               "publish_tf": True, "publish_markers": True, "frame_prefix": "face_", "max_faces": 8,
+               "face_topic_linger_s": 5.0}
 BAD_VALUES = [("filter_min_cutoff", -1.0), ("filter_beta_rotation", -0.1), ("interpupillary_distance_m", 0.0),
               ("pnp_method", "bogus"), ("frame_prefix", "/face_"), ("depth_scale", float("nan")),
-              ("interpupillary_distance_m", "wide"), ("publish_tf", "yes"), ("filter_min_cutoff", 1)]
+              ("interpupillary_distance_m", "wide"), ("publish_tf", "yes"), ("filter_min_cutoff", 1),
+              ("max_faces", 0), ("face_topic_linger_s", -1.0)]
 NODE = "/vtb_pose"
 
 
