@@ -118,7 +118,7 @@ def ensure_venv(root: Path | None = None, echo=print) -> Path:
 
 def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_image_mode: bool = False,
                   max_num_faces: int = 1, warmup: int = 10, root: Path | None = None,
-                  echo=print, timeout_s: float | None = None) -> dict:
+                  echo=print, timeout_s: float | None = None, task: Path | None = None) -> dict:
     """MediaPipe FaceMesh over `frames` ((N, H, W, 3) uint8 RGB) in one FaceMesh instance.
 
     Returns {"times_ms": [N floats], "landmarks": (N, K, 2) float32, "z": (N, K) float32,
@@ -132,6 +132,10 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
     one-time costs (allocations, XNNPACK packing) are paid and, in video mode, the tracker
     arrives at frame 0 exactly as if the timed sequence had been running: the times are steady
     state. MediaPipe picks its own CPU threads (the solutions API has no thread setting).
+
+    task: a Face Landmarker `.task` file; MediaPipe's Face Landmarker (blendshapes on) runs
+    instead of FaceMesh, and the result also has "blendshapes" ((N, max_num_faces, 52), NaN
+    where no face, MediaPipe's order) and "blendshape_names".
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -144,7 +148,7 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
         np.save(tmp / "frames.npy", np.ascontiguousarray(frames))
         cmd = [python, "-I", WORKER, tmp / "frames.npy", tmp / "result.npz",
                "--refine", int(refine_landmarks), "--static", int(static_image_mode),
-               "--max-faces", max_num_faces, "--warmup", warmup]
+               "--max-faces", max_num_faces, "--warmup", warmup] + (["--task", task] if task else [])
         try:
             _run(cmd, "the MediaPipe worker",
                  f"Retry; if it persists, recreate the venv: rm -rf {python.parent.parent}",
@@ -153,7 +157,11 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
             raise RuntimeError(f"the MediaPipe worker took longer than {timeout_s:.0f} s: "
                                f"{' '.join(map(str, cmd))}") from None
         with np.load(tmp / "result.npz") as r:
-            return {"times_ms": r["times_ms"].tolist(), "landmarks": r["landmarks"],
-                    "z": r["z"], "faces": r["faces"], "version": str(r["version"])}
+            out = {"times_ms": r["times_ms"].tolist(), "landmarks": r["landmarks"],
+                   "z": r["z"], "faces": r["faces"], "version": str(r["version"])}
+            if "blendshapes" in r:
+                out["blendshapes"] = r["blendshapes"]
+                out["blendshape_names"] = [str(n) for n in r["blendshape_names"]]
+            return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

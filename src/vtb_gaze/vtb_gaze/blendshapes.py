@@ -1,0 +1,86 @@
+"""The 52 ARKit blendshapes ("perfect sync") from the 478 face landmarks, with MediaPipe's model.
+
+The model is `face_blendshapes.tflite` of MediaPipe's Face Landmarker bundle (fetched by
+`./vtb models fetch`), an MLP-Mixer taking 146 of the 478 landmarks as (x, y) in pixels and
+giving 52 coefficients in 0..1. What it is fed is what MediaPipe's FaceBlendshapesGraph
+(mediapipe/tasks/cc/vision/face_landmarker/face_blendshapes_graph.cc) feeds it: the landmark
+subset below in that order, x and y scaled to the image size (the graph's
+LandmarksToTensorCalculator with IMAGE_SIZE); the model centres and scales them itself.
+
+Names: ARKit's (ARFaceAnchor.BlendShapeLocation), "Left"/"Right" being the subject's own side
+as in ARKit and in FaceState; the model's names already are (a render with the subject's left
+eye shut raises eyeBlinkLeft: test_blendshapes.py). MediaPipe's first output (`_neutral`) is
+not an ARKit shape and is dropped; ARKit's `tongueOut` is not estimated by the model and is
+always 0. No rclpy here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# MediaPipe FaceBlendshapesGraph's kLandmarksSubsetIdxs: the points the model reads, in order.
+LANDMARK_SUBSET = np.array((
+    0, 1, 4, 5, 6, 7, 8, 10, 13, 14, 17, 21, 33, 37, 39, 40, 46, 52, 53, 54, 55, 58, 61, 63, 65, 66,
+    67, 70, 78, 80, 81, 82, 84, 87, 88, 91, 93, 95, 103, 105, 107, 109, 127, 132, 133, 136, 144, 145,
+    146, 148, 149, 150, 152, 153, 154, 155, 157, 158, 159, 160, 161, 162, 163, 168, 172, 173, 176,
+    178, 181, 185, 191, 195, 197, 234, 246, 249, 251, 263, 267, 269, 270, 276, 282, 283, 284, 285,
+    288, 291, 293, 295, 296, 297, 300, 308, 310, 311, 312, 314, 317, 318, 321, 323, 324, 332, 334,
+    336, 338, 356, 361, 362, 365, 373, 374, 375, 377, 378, 379, 380, 381, 382, 384, 385, 386, 387,
+    388, 389, 390, 397, 398, 400, 402, 405, 409, 415, 454, 466, 468, 469, 470, 471, 472, 473, 474,
+    475, 476, 477))
+
+# the model's 52 outputs, in its order (kBlendshapeNames of the same graph)
+MODEL_OUTPUTS = (
+    "_neutral", "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
+    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight", "eyeLookOutLeft",
+    "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight", "eyeSquintLeft", "eyeSquintRight",
+    "eyeWideLeft", "eyeWideRight", "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthFrownLeft", "mouthFrownRight", "mouthFunnel",
+    "mouthLeft", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight",
+    "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower",
+    "mouthShrugUpper", "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight")
+
+# the 52 ARKit blendshapes vtb publishes, in this order: the model's 51 shapes, then tongueOut
+NAMES = MODEL_OUTPUTS[1:] + ("tongueOut",)
+NOT_ESTIMATED = ("tongueOut",)
+
+
+
+def swap_sides(name: str) -> str:
+    """eyeBlinkLeft <-> eyeBlinkRight, jawLeft <-> jawRight; other names unchanged (for a
+    mirrored avatar: the bridge's mirroring)."""
+    if name.endswith("Left"):
+        return name[:-4] + "Right"
+    if name.endswith("Right"):
+        return name[:-5] + "Left"
+    return name
+
+
+class BlendshapeEstimator:
+    """`estimator(landmarks)` -> 52 values in 0..1 in the order of NAMES, or None when the
+    landmarks are not 478 finite points. Landmarks: (478, 2+) pixels, MediaPipe's 478 order."""
+
+    def __init__(self, backend: str = "auto", threads: int = 1, models_dir=None, logger=None):
+        from vtb_detector.inference import ModelRunner
+        # LiteRT only: the bundle's models have no ONNX version (see vtb_detector.models)
+        self.runner = ModelRunner("face_blendshapes", "litert" if backend == "auto" else backend,
+                                  threads=threads, models_dir=models_dir, logger=logger)
+
+    def __call__(self, landmarks) -> np.ndarray | None:
+        lm = np.asarray(landmarks, np.float32)
+        if lm.ndim != 2 or lm.shape[0] < 478 or lm.shape[1] < 2:
+            return None
+        points = lm[LANDMARK_SUBSET, :2]
+        if not np.isfinite(points).all():
+            return None
+        raw = self.runner(np.ascontiguousarray(points[None]))[0][0]
+        if not np.isfinite(raw).all():
+            return None
+        out = np.zeros(len(NAMES), np.float32)
+        out[:-1] = np.clip(raw[1:], 0.0, 1.0)   # _neutral dropped, tongueOut stays 0
+        return out
+
+    def named(self, landmarks) -> dict | None:
+        values = self(landmarks)
+        return None if values is None else {n: float(v) for n, v in zip(NAMES, values)}
