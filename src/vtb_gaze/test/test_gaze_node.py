@@ -1,5 +1,5 @@
 """The gaze node in its own process, after the detector and pose nodes in theirs: gaze, TF and
-FaceState come out at the camera rate, matched to the image stamps."""
+FaceState (with the 52 blendshapes) come out at the camera rate, matched to the image stamps."""
 import numpy as np
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
@@ -11,6 +11,7 @@ from vtb_detector.image_msg import rgb_to_image
 from vtb_detector.node import IMAGE_QOS
 from vtb_pose.frames import rotation_from_ypr
 from vtb_eval.render import HeadRenderer, default_intrinsics
+from vtb_gaze.blendshapes import NAMES as BLENDSHAPE_NAMES
 
 FRAMES, FPS = 60, 30.0
 
@@ -60,6 +61,11 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
     assert abs(np.linalg.norm(d) - 1) < 1e-6 and d[2] < -0.8, "an eye looking ahead looks back at the camera"
     s = states[-1].states[0]
     assert s.face_id == g.face_id and s.eye_left_open > 0.5 and s.eye_right_open > 0.5 and not s.blink
+    # the 52 ARKit blendshapes, named, in 0..1, the eyes open
+    assert list(s.blendshape_names) == list(BLENDSHAPE_NAMES)
+    shapes = dict(zip(s.blendshape_names, s.blendshapes))
+    assert all(0.0 <= v <= 1.0 for v in shapes.values())
+    assert shapes["eyeBlinkLeft"] < 0.3 and shapes["eyeBlinkRight"] < 0.3 and shapes["tongueOut"] == 0.0
     children = {t.child_frame_id for m in tfs for t in m.transforms}
     assert f"gaze_{g.face_id}" in children and f"face_{g.face_id}" in children
 

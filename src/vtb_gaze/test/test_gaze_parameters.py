@@ -20,10 +20,10 @@ from vtb_pose.pnp import HeadPoseEstimator, default_intrinsics
 REFERENCE = Path(__file__).resolve().parents[2] / "vtb_detector" / "test" / "data" / "astronaut_mediapipe_478.json"
 LIVE_VALUES = {"eyeball_radius_m": 0.0125, "interpupillary_distance_m": 0.062, "blink_close_threshold": 0.2,
                "blink_open_threshold": 0.3, "calibration_frames": 10, "pose_wait_s": 0.2, "publish_tf": True,
-               "publish_markers": True}
+               "publish_markers": True, "blendshapes": True}
 BAD_VALUES = [("blink_close_threshold", -0.1), ("blink_open_threshold", 1.5), ("blink_close_threshold", 0.5),
               ("eyeball_radius_m", 0.0), ("calibration_frames", 0), ("pose_wait_s", -1.0),
-              ("pose_wait_s", "long"), ("calibration_frames", 10.0), ("publish_markers", 0)]
+              ("pose_wait_s", "long"), ("calibration_frames", 10.0), ("publish_markers", 0), ("blendshapes", "yes")]
 NODE = "/vtb_gaze"
 
 
@@ -98,6 +98,12 @@ def test_gaze_parameters_live(ros, start_node):
     assert wait_without_pose() < 0.8
     assert ros.set_parameters(NODE, pose_wait_s=1.5)["pose_wait_s"].successful
     assert wait_without_pose() > 1.4
+
+    # blendshapes: the 52 values, then none while off
+    assert len(states[-1][1].states[0].blendshapes) == 52
+    assert ros.set_parameters(NODE, blendshapes=False, pose_wait_s=0.2)["blendshapes"].successful
+    wait_without_pose()
+    assert len(states[-1][1].states[0].blendshapes) == 0 and len(states[-1][1].states[0].blendshape_names) == 0
 
     read_only = ros.check_live_or_read_only(NODE, PARAMETERS, LIVE_VALUES, BAD_VALUES)
     assert read_only == set()

@@ -27,6 +27,7 @@ from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 from vtb_common.node_main import run_node
+from vtb_detector.models import ModelError
 from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import FaceArray, FaceState, FaceStateArray, Gaze, GazeArray, HeadPoseArray
 from vtb_pose.face_model import load_metric_face
@@ -34,6 +35,8 @@ from vtb_pose.frames import rotation_from_quaternion
 from vtb_pose.pnp import camera_from_info, default_intrinsics
 from vtb_pose.tf_broadcast import TransformBroadcaster, make_transform
 
+from .blendshapes import NAMES as BLENDSHAPE_NAMES
+from .blendshapes import BlendshapeEstimator
 from .face_state import FaceStateEstimator
 from .gaze import GazeEstimator, gaze_frame_rotation
 
@@ -46,6 +49,7 @@ PARAMETERS = [
     ("pose_wait_s", 0.2, "how long a face waits for its head pose before its state goes out without gaze, s"),
     ("publish_tf", True, "broadcast gaze_<id> frames on /tf"),
     ("publish_markers", True, "publish gaze arrows as visualization_msgs markers"),
+    ("blendshapes", True, "compute the 52 ARKit blendshapes (FaceState.blendshapes) with MediaPipe's blendshape model"),
 ]
 
 # every parameter is live: the face model reloaded, the faces' gaze or state estimators made
@@ -59,6 +63,7 @@ LIVE = {
     "pose_wait_s": in_range(0.0, 10.0),
     "publish_tf": any_value,
     "publish_markers": any_value,
+    "blendshapes": any_value,
 }
 GAZE_PARAMETERS = {"eyeball_radius_m", "interpupillary_distance_m", "calibration_frames"}
 STATE_PARAMETERS = {"blink_close_threshold", "blink_open_threshold"}
@@ -85,6 +90,7 @@ class GazeNode(Node):
         self.pending = {}      # stamp -> (FaceArray, arrival time)
         self.camera_matrix = None
         self.calibration_requested = False
+        self._blendshapes = None   # BlendshapeEstimator, loaded on first use
 
         self._broadcaster = TransformBroadcaster(self) if p["publish_tf"] else None
         self.tf = self._broadcaster
@@ -185,6 +191,12 @@ class GazeNode(Node):
             ypr = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None
             state = self.state_estimator(face.id).update(lm, ypr, t)
             states.states.append(self.state_msg(face.id, state))
+            estimator = self.blendshape_estimator() if face.landmark_scheme == face.SCHEME_MEDIAPIPE_478 else None
+            if estimator is not None:
+                values = estimator(lm)
+                if values is not None:   # None: non-finite points (the state above copes)
+                    states.states[-1].blendshape_names = list(BLENDSHAPE_NAMES)
+                    states.states[-1].blendshapes = values.tolist()
             if pose is None:
                 continue
             # this frame's own pose: the filtered one lags a moving head, and a few degrees of
@@ -218,6 +230,20 @@ class GazeNode(Node):
                                                       blink_open_threshold=self.p["blink_open_threshold"])
         return self.states[face_id]
 
+    def blendshape_estimator(self) -> BlendshapeEstimator | None:
+        """The model, loaded on first use; None while `blendshapes` is off or the model is
+        missing (said once: the rest of FaceState still goes out)."""
+        if not self.p["blendshapes"] or self._blendshapes is False:
+            return None
+        if self._blendshapes is None:
+            try:
+                self._blendshapes = BlendshapeEstimator(logger=self.get_logger())
+            except ModelError as e:
+                self.get_logger().error(f"blendshapes off: {e}")
+                self._blendshapes = False
+                return None
+        return self._blendshapes
+
     def gaze_estimator(self, face_id):
         if face_id not in self.gazes:
             g = GazeEstimator(self.model, self.p["eyeball_radius_m"], self.p["calibration_frames"])
@@ -235,7 +261,7 @@ class GazeNode(Node):
     def state_msg(face_id, s) -> FaceState:
         msg = FaceState(face_id=face_id)
         for name in FaceState.get_fields_and_field_types():
-            if name != "face_id":
+            if name not in ("face_id", "blendshape_names", "blendshapes"):
                 value = getattr(s, name)
                 setattr(msg, name, bool(value) if isinstance(value, (bool, np.bool_)) else float(value))
         return msg
