@@ -3,6 +3,8 @@
     ros2 launch vtb_bringup vtb.launch.py                         # images on /vtb/image
     ros2 launch vtb_bringup vtb.launch.py camera:=/dev/video0 rviz:=true
     ros2 launch vtb_bringup vtb.launch.py image_topic:=/my_camera/image_raw outputs:=vmc
+    ros2 launch vtb_bringup vtb.launch.py use_lifecycle:=true     # then: ros2 lifecycle set
+                                                                  # /vtb/vtb_detector configure, activate
 
 The nodes, their parameters and their wiring come from vtb_bringup/graph.py reading
 config/vtb.yaml, the same code `./vtb run` uses; this file only turns those specs into
@@ -16,7 +18,11 @@ LAUNCH_ARGUMENTS = [
     ("camera", "", "video device to start a camera driver on (e.g. /dev/video0); empty: no driver"),
     ("camera_driver", "v4l2_camera", "camera driver package: v4l2_camera or usb_cam"),
     ("rviz", "false", "start RViz with vtb_bringup's rviz/vtb.rviz"),
+    ("use_lifecycle", "false", "start the detector as a managed (lifecycle) node, unconfigured: a system manager "
+                               "or `ros2 lifecycle set` configures (loads the models) and activates it"),
 ]
+# the detector's managed twin (vtb_detector.node.LifecycleDetectorNode)
+LIFECYCLE_EXECUTABLES = {("vtb_detector", "detector_node"): "detector_lifecycle_node"}
 CAMERA_NAMESPACE = "/camera"
 CAMERA_FRAME = graph.CAMERA_FRAME
 # package -> (executable, its video device parameter, its frame id parameter)
@@ -38,11 +44,15 @@ def _launch_setup(context):
     from launch_ros.actions import Node
     values = {name: context.perform_substitution(_config(name))
               for name in [*graph.DEFAULTS, *(n for n, _, _ in LAUNCH_ARGUMENTS)]}
-    actions = [
-        Node(package=spec.package, executable=spec.executable, name=spec.name, namespace=spec.namespace,
-             parameters=[spec.parameters], remappings=spec.remappings, output="screen", emulate_tty=True)
-        for spec in graph.resolve(graph_arguments(values))
-    ]
+    actions = []
+    for spec in graph.resolve(graph_arguments(values)):
+        kind, executable = Node, spec.executable
+        if graph.as_bool(values["use_lifecycle"]) and (spec.package, spec.executable) in LIFECYCLE_EXECUTABLES:
+            from launch_ros.actions import LifecycleNode
+            kind, executable = LifecycleNode, LIFECYCLE_EXECUTABLES[spec.package, spec.executable]
+        actions.append(kind(package=spec.package, executable=executable, name=spec.name, namespace=spec.namespace,
+                            parameters=[spec.parameters], remappings=spec.remappings, output="screen",
+                            emulate_tty=True))
     if values["camera"]:
         driver = values["camera_driver"]
         if driver not in CAMERA_DRIVERS:

@@ -6,11 +6,16 @@ remapping places them):
   image/compressed  sensor_msgs/CompressedImage, sensor-data QoS (input_compressed: true)
   faces             vtb_msgs/FaceArray, stamped with the image's header
   debug_image       sensor_msgs/Image with boxes, ids and landmarks (publish_debug_image)
-  /diagnostics      diagnostic_msgs/DiagnosticArray, once a second
+  /diagnostics      diagnostic_msgs/DiagnosticArray, once a second (vtb_common.diagnostics:
+                    WARN when images stop or go unanswered, ERROR when unanswered for 5 s)
 
 Images are taken by the subscription callback into a one-frame slot and processed by a worker
 thread: when processing falls behind, the newest frame replaces the waiting one (counted as
 dropped) instead of a queue building up.
+
+detector_lifecycle_node is the same detector as a managed (rclpy.lifecycle) node, for a system
+manager: `ros2 lifecycle set /vtb/vtb_detector configure` (models), `activate` (subscribe),
+`deactivate`, `cleanup`, `shutdown`; the launch file starts it with use_lifecycle:=true.
 """
 import sys
 import threading
@@ -19,17 +24,18 @@ from array import array
 from collections import deque
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
+from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import Face, FaceArray
 
 from .debug_draw import draw_faces
 from .landmarks import LANDMARK_MODELS
-from .image_msg import ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
+from .image_msg import DEFAULT_MAX_PIXELS, ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from .pipeline import FacePipeline
 
 # Best effort, shallow: a camera stream where the newest frame matters (REP-2003's sensor data).
@@ -61,6 +67,9 @@ PARAMETERS = [
     ("threads", 2, "CPU threads per frame (the mesh's XNNPACK threads; with 2 or more the eyes run in parallel)"),
     ("input_compressed", False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
     ("publish_debug_image", False, "publish debug_image with boxes, ids and landmarks drawn"),
+    ("max_pixels", DEFAULT_MAX_PIXELS, "largest image taken, in pixels (width x height; default four 4K frames): "
+                                       "a larger one is skipped before it is decoded (a compressed image's size "
+                                       "is read from its header: a 182 KB PNG can hold 8000x8000)"),
 ]
 
 
@@ -103,6 +112,7 @@ LIVE = {
     "provider": one_of("cpu", "cuda", "tensorrt"),
     "threads": in_range(1, 64),
     "publish_debug_image": any_value,
+    "max_pixels": in_range(1),
 }
 READ_ONLY_REASONS = {"input_compressed": "chooses the input topic and type, set at start"}
 
@@ -122,40 +132,77 @@ def _scheme(pipeline) -> int:
     return Face.SCHEME_MEDIAPIPE_478 if with_irises else Face.SCHEME_MEDIAPIPE_468
 
 
-class DetectorNode(Node):
-    def __init__(self, **kwargs):
-        super().__init__("vtb_detector", **kwargs)
+class DetectorCore:
+    """The detector's work, shared by the plain node and the lifecycle one (mixed into a Node or
+    a LifecycleNode): parameters and /diagnostics at construction, then
+      _load     the models and the publishers   (lifecycle: configure)
+      _start    the subscription and the worker (activate)
+      _stop     the same, stopped               (deactivate)
+      _release  the models and the publishers   (cleanup)
+    each safe to call when there is nothing to do."""
+
+    def _declare(self):
         p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters, READ_ONLY_REASONS)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.params = p
-
-        self.pipeline = make_pipeline(p, self.get_logger())
-        self.scheme = _scheme(self.pipeline)
-
-        self.pub = self.create_publisher(FaceArray, "faces", 10)
+        self.pipeline, self.pub, self.debug_pub, self.sub, self._worker = None, None, None, None, None
         self._debug_lock = threading.Lock()   # the worker publishes, a parameter set destroys
-        self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data) \
-            if p["publish_debug_image"] else None
-        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        if p["input_compressed"]:
+        # the one-frame slot between the subscription and the worker: (message, monotonic arrival)
+        self._slot, self._lock, self._ready = None, threading.Lock(), threading.Event()
+        self._running = False
+        self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
+        self._times = deque(maxlen=300)
+        # latency: arrival to publication (the slot's wait included)
+        self.health = StageHealth("perception", latency_warn_s=0.15)
+        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values)
+
+    def _load(self):
+        self.pipeline = make_pipeline(self.params, self.get_logger())
+        self.scheme = _scheme(self.pipeline)
+        if self.pub is None:
+            self.pub = self.create_publisher(FaceArray, "faces", 10)
+        with self._debug_lock:
+            if self.params["publish_debug_image"] and self.debug_pub is None:
+                self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data)
+
+    def _start(self):
+        if self._worker is not None:
+            return
+        self._running = True
+        self._worker = threading.Thread(target=self._work, name="vtb-detector", daemon=True)
+        self._worker.start()
+        if self.params["input_compressed"]:
             self.sub = self.create_subscription(CompressedImage, "image/compressed", self.on_image, IMAGE_QOS)
         else:
             self.sub = self.create_subscription(Image, "image", self.on_image, IMAGE_QOS)
 
-        # the one-frame slot between the subscription and the worker
-        self._slot, self._lock, self._ready = None, threading.Lock(), threading.Event()
-        self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
-        self._times = deque(maxlen=300)
-        self._window = (time.monotonic(), 0)
-        self._running = True
-        self._worker = threading.Thread(target=self._work, name="vtb-detector", daemon=True)
-        self._worker.start()
-        self.create_timer(1.0, self.publish_diagnostics)
+    def _stop(self):
+        if self.sub is not None:
+            self.destroy_subscription(self.sub)
+            self.sub = None
+        if self._worker is not None:
+            self._running = False
+            self._worker.join(timeout=2.0)
+            self._worker = None
+        with self._lock:
+            self._slot = None
+
+    def _release(self):
+        self._stop()
+        with self._debug_lock:
+            for pub in (self.pub, self.debug_pub):
+                if pub is not None:
+                    self.destroy_publisher(pub)
+            self.pub = self.debug_pub = None
+        self.pipeline = None   # the models' memory goes with it
 
     def _apply_parameters(self, p: dict, changed: set):
         """A parameter set (executor thread): a new pipeline when a model option changed (built
         here, so a failure refuses the set; the worker picks it up at its next frame, tracking
-        restarts), else the thresholds on the running one; the debug publisher made or removed."""
+        restarts), else the thresholds on the running one; the debug publisher made or removed.
+        Before the models are loaded (an unconfigured lifecycle node) the values wait for _load."""
+        if self.pipeline is None:
+            return None
         if changed & set(PIPELINE_PARAMETERS):
             try:
                 pipeline = make_pipeline(p, self.get_logger())
@@ -175,10 +222,12 @@ class DetectorNode(Node):
         return None
 
     def on_image(self, msg):
+        now = time.monotonic()
+        self.health.note_input(now)
         with self._lock:
             if self._slot is not None:
                 self.counts["dropped"] += 1
-            self._slot = msg
+            self._slot = (msg, now)
             self.counts["received"] += 1
         self._ready.set()
 
@@ -187,18 +236,21 @@ class DetectorNode(Node):
             if not self._ready.wait(0.1):
                 continue
             with self._lock:
-                msg, self._slot = self._slot, None
+                slot, self._slot = self._slot, None
                 self._ready.clear()
-            if msg is not None:
+            if slot is not None:
                 try:
-                    self.process(msg)
+                    self.process(*slot)
                 except Exception as e:  # a frame must never take the node down
                     self.counts["rejected"] += 1
                     self.get_logger().error(f"frame failed: {e!r}", throttle_duration_sec=5.0)
 
-    def process(self, msg):
+    def process(self, msg, received=None):
+        max_pixels = self.params["max_pixels"]
         try:
-            rgb = compressed_to_rgb(msg) if isinstance(msg, CompressedImage) else image_to_rgb(msg)
+            # the size first: an image over max_pixels is refused before it is decoded
+            rgb = compressed_to_rgb(msg, max_pixels) if isinstance(msg, CompressedImage) \
+                else image_to_rgb(msg, max_pixels)
         except ImageError as e:
             self.counts["rejected"] += 1
             self.get_logger().warning(f"skipping image: {e}", throttle_duration_sec=5.0)
@@ -219,33 +271,74 @@ class DetectorNode(Node):
             out.faces.append(face)
         self.pub.publish(out)
         self.counts["processed"] += 1
+        self.health.note_output(None if received is None else time.monotonic() - received)
         with self._debug_lock:
             if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
                 self.debug_pub.publish(rgb_to_image(Image, draw_faces(rgb, faces), msg.header))
 
-    def publish_diagnostics(self):
-        now = time.monotonic()
-        t0, received0 = self._window
-        rate = (self.counts["received"] - received0) / max(now - t0, 1e-6)
-        self._window = (now, self.counts["received"])
+    def _diagnostic_values(self) -> dict:
         times = np.array(self._times) if self._times else np.zeros(1)
-        status = DiagnosticStatus(name="vtb_detector: perception", hardware_id="vtb")
-        status.level, status.message = DiagnosticStatus.OK, "ok"
-        if self.counts["received"] and not self.counts["processed"]:
-            status.level, status.message = DiagnosticStatus.WARN, "images arrive but none could be processed"
-        values = {"input_rate_hz": f"{rate:.1f}", "processing_ms_median": f"{np.median(times):.2f}",
-                  "processing_ms_max": f"{times.max():.2f}", "faces_tracked": str(len(self.pipeline.tracks)),
-                  **{k: str(v) for k, v in self.counts.items()}}
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        self.diag_pub.publish(DiagnosticArray(header=self._stamp_now(), status=[status]))
+        pipeline = self.pipeline
+        return {"processing_ms_median": f"{np.median(times):.2f}", "processing_ms_max": f"{times.max():.2f}",
+                "faces_tracked": str(len(pipeline.tracks) if pipeline is not None else 0),
+                **{k: str(v) for k, v in self.counts.items()}}
 
-    def _stamp_now(self):
-        from std_msgs.msg import Header
-        return Header(stamp=self.get_clock().now().to_msg())
+
+class DetectorNode(DetectorCore, Node):
+    """The plain node: loaded, subscribed and working from construction."""
+
+    def __init__(self, **kwargs):
+        Node.__init__(self, "vtb_detector", **kwargs)
+        self._declare()
+        self._load()
+        self._start()
 
     def destroy_node(self):
-        self._running = False
-        self._worker.join(timeout=2.0)
+        self._stop()
+        return super().destroy_node()
+
+
+class LifecycleDetectorNode(DetectorCore, LifecycleNode):
+    """The managed node (detector_lifecycle_node, use_lifecycle:=true): starts unconfigured;
+    configure loads the models, activate subscribes and starts the worker, deactivate stops
+    both, cleanup releases the models, shutdown (from any state) ends the process (exit 0)."""
+
+    def __init__(self, **kwargs):
+        LifecycleNode.__init__(self, "vtb_detector", **kwargs)
+        self._declare()
+        self.finished = False   # run_node ends the run once shut down
+
+    def on_configure(self, state):
+        try:
+            self._load()
+        except Exception as e:   # a missing or corrupt model, a refused option: stays unconfigured, says why
+            self.get_logger().error(f"configure failed: {e}")
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("configured: models loaded")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state):
+        self._start()
+        self.get_logger().info("active: subscribed")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state):
+        self._stop()
+        self.get_logger().info("inactive: unsubscribed, worker stopped")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state):
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state):
+        self._release()
+        self.finished = True
+        return TransitionCallbackReturn.SUCCESS
+
+    def destroy_node(self):
+        self._stop()
         return super().destroy_node()
 
 
@@ -258,6 +351,11 @@ def main(args=None):
     from .models import ModelError
     # a missing or corrupt model: its message (the file and the fix), exit 3, not a traceback
     sys.exit(run_node(DetectorNode, args, fatal=(ModelError,), name="detector_node"))
+
+
+def lifecycle_main(args=None):
+    # the models load at configure: a bad one fails that transition with its message instead
+    sys.exit(run_node(LifecycleDetectorNode, args, name="detector_lifecycle_node"))
 
 
 if __name__ == "__main__":
