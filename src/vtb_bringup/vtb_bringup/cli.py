@@ -2,8 +2,8 @@
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE... [--json]    faces and head poses in still images
-    vtb bench perception|detector|graph   speed against MediaPipe; the detector's naive vs fast
-                                    path; the graph's latency and memory over DDS
+    vtb bench perception|detector|graph|soak   speed against MediaPipe; the detector's naive vs
+                                    fast path; the graph's latency and memory over DDS; a soak
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
     vtb run [--clip|--camera N|--video F|--images DIR]  the graph in one process
     vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
@@ -192,6 +192,10 @@ def cmd_bench(args) -> int:
         result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
                                       with_mediapipe=not args.no_mediapipe, clip=clip,
                                       clip_name="rendered 3D head from the astronaut photo, turning and moving")
+    elif args.what == "soak":
+        from .soak import format_table, run_soak
+        result = run_soak(minutes=args.minutes, sample_every=args.sample_every,
+                          echo=lambda m: print(m, file=sys.stderr))
     elif args.what == "graph":
         from .graph_bench import format_table, run_graph_bench
         result = run_graph_bench(seconds=args.seconds, executor=args.executor,
@@ -331,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_detect, needs_models=True)
 
     p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast), "
-                                      "graph (latency over DDS)")
-    p.add_argument("what", choices=["perception", "detector", "graph"])
+                                      "graph (latency over DDS), soak (memory, CPU, latency over minutes)")
+    p.add_argument("what", choices=["perception", "detector", "graph", "soak"])
     p.add_argument("--frames", type=int, default=300, help="perception: frames of the clip (default 300)")
     p.add_argument("--threads", type=int, default=2, help="perception: vtb's CPU threads (default 2)")
     p.add_argument("--backend", default="auto", choices=["auto", "litert", "onnxruntime"])
@@ -340,6 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="graph: measured seconds per scenario (default 20)")
     p.add_argument("--executor", choices=["both", "single", "multi"], default="both",
                    help="graph: the runner's executor (default both: VGA on multi-threaded too, to compare)")
+    p.add_argument("--minutes", type=float, default=30.0,
+                   help="soak: minutes of the graph on the looping clip with a page client (default 30)")
+    p.add_argument("--sample-every", type=float, default=10.0, help=argparse.SUPPRESS)  # soak: for the tests
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 

@@ -1,0 +1,317 @@
+"""`./vtb bench soak`: the graph for minutes on end, to see that memory, CPU and latency stay flat.
+
+The graph runs as a user runs it, in a child process: `vtb run --clip --loop` with the built-in
+avatar server on (a free port) and a page client connected to it (python-socketio, reading every
+`result_data` event, as the browser page does). This process listens to the graph over DDS:
+latency = arrival of /avatar_parameters - its stamp, for the stamps the source sent (seen on
+camera_info, which carries each image's stamp; the bridge's easing frames are not answers).
+
+Every `sample_every` seconds (10): RSS of the graph (the process and its children, from /proc),
+its CPU % of one core over the window, its open file descriptors, and latency p50/p95 over the
+window. At the end, after the warm-up (the first minute: models loading, caches filling) is left
+out: the RSS slope (MB/min, linear least squares), the latency trend (median of the last third of
+the answers against the first third) and pass/fail against the goals.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .graph_bench import loadavg, stop
+from .monitor import stamp_ns
+
+SAMPLE_EVERY_S, WARMUP_S = 10.0, 60.0
+RSS_SLOPE_GOAL, RSS_GOAL_MB, LATENCY_DRIFT_GOAL = 0.1, 400.0, 0.20   # MB/min, MB, last/first third - 1
+
+
+# /proc readings of the graph: its process and every descendant -----------------------------
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants (a process that starts helpers counts them too)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue    # gone meanwhile
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def tree_reading(pids: list[int]) -> dict:
+    """RSS (MB), CPU seconds (user + system) and open fds, summed over `pids`."""
+    rss = cpu = fds = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                rss += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024.0
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+            cpu += (int(fields[11]) + int(fields[12])) / tick
+            fds += len(os.listdir(f"/proc/{pid}/fd"))
+        except (OSError, ValueError, IndexError):
+            continue
+    return {"rss_mb": rss, "cpu_s": cpu, "fds": int(fds), "processes": len(pids)}
+
+
+# what this process watches -----------------------------------------------------------------
+class Listener:
+    """An rclpy node in its own context: the stamps the source sent (camera_info) and the
+    latency of the AvatarParameters answering them, spun on a thread."""
+
+    def __init__(self, namespace: str, domain: int):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.signals import SignalHandlerOptions
+        from sensor_msgs.msg import CameraInfo
+        from vtb_detector.node import IMAGE_QOS
+        from vtb_msgs.msg import AvatarParameters
+        from . import graph
+        self.context = rclpy.context.Context()
+        rclpy.init(context=self.context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+        self.node = rclpy.create_node("vtb_soak", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.lock = threading.Lock()
+        self.sent = {}            # stamp ns -> True, the last few seconds' (pruned)
+        self.latency = []         # (monotonic s, ms), every answer
+        self.node.create_subscription(CameraInfo, graph.topic_name(namespace, "camera_info"), self.on_info, IMAGE_QOS)
+        self.node.create_subscription(AvatarParameters, graph.topic_name(namespace, "avatar_parameters"),
+                                      self.on_answer, 10)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._spin, name="vtb-soak-ros", daemon=True)
+        self._thread.start()
+
+    def _spin(self):
+        while not self._stop.is_set():
+            self.executor.spin_once(timeout_sec=0.1)
+
+    def on_info(self, msg):
+        with self.lock:
+            self.sent[stamp_ns(msg.header.stamp)] = True
+            if len(self.sent) > 1000:       # ~30 s at 30 fps: older stamps are answered or lost
+                for key in sorted(self.sent)[:500]:
+                    del self.sent[key]
+
+    def on_answer(self, msg):
+        now_ns = self.node.get_clock().now().nanoseconds
+        key = stamp_ns(msg.header.stamp)
+        with self.lock:
+            if self.sent.pop(key, None):    # first answer per sent stamp
+                self.latency.append((time.monotonic(), (now_ns - key) / 1e6))
+
+    def close(self):
+        import rclpy
+        self._stop.set()
+        self._thread.join(2.0)
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+
+
+class PageClient:
+    """The avatar page's part: a Socket.IO client on the built-in server, reading every event."""
+
+    def __init__(self, url: str, namespace: str = "/kizuna", event: str = "result_data"):
+        import socketio
+        self.url, self.namespace, self.events = url, namespace, 0
+        self.sio = socketio.Client(reconnection=True, logger=False, engineio_logger=False)
+        self.sio.on(event, self._on_event, namespace=namespace)
+
+    def _on_event(self, data):
+        self.events += 1
+
+    def connect(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.sio.connect(self.url, namespaces=[self.namespace], transports=["websocket"], wait_timeout=3)
+                return True
+            except Exception:   # socketio.exceptions.ConnectionError: the server is not up yet
+                time.sleep(1.0)
+        return False
+
+    @property
+    def connected(self) -> bool:
+        return self.sio.connected
+
+    def close(self):
+        try:
+            self.sio.disconnect()
+        except Exception:   # already gone with the graph
+            pass
+
+
+# the soak ----------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def soak_config(directory: Path, port: int) -> Path:
+    """The default graph YAML with the bridge's server on `port` (8000 may be taken)."""
+    from . import graph
+    data = yaml.safe_load(graph.default_config().read_text())
+    for node in data["nodes"]:
+        if node["executable"] == "bridge_node":
+            node.setdefault("parameters", {})["server_port"] = port
+    path = directory / "vtb-soak.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def percentile(values, q):
+    return round(float(np.percentile(values, q)), 2) if len(values) else None
+
+
+def verdict(samples: list[dict], latency: list[tuple], warmup: float) -> dict:
+    """The goals judged on what came after the warm-up. `latency`: (seconds since start, ms)."""
+    steady = [s for s in samples if s["t_s"] >= warmup]
+    slope = None
+    if len(steady) >= 2:
+        t_min = np.array([s["t_s"] for s in steady]) / 60.0
+        slope = round(float(np.polyfit(t_min, [s["rss_mb"] for s in steady], 1)[0]), 3)
+    rss_max = round(max(s["rss_mb"] for s in samples), 1) if samples else None
+    lat = [ms for t, ms in latency if t >= warmup]
+    third = len(lat) // 3
+    first = round(float(np.median(lat[:third])), 2) if third else None
+    last = round(float(np.median(lat[-third:])), 2) if third else None
+    drift = round(last / first - 1.0, 3) if first else None
+    out = {
+        "rss_slope_mb_per_min": {"value": slope, "goal": RSS_SLOPE_GOAL,
+                                 "passed": slope is not None and slope < RSS_SLOPE_GOAL},
+        "graph_rss_mb": {"value": rss_max, "goal": RSS_GOAL_MB, "passed": rss_max is not None and rss_max < RSS_GOAL_MB},
+        "latency_flat": {"p50_first_third_ms": first, "p50_last_third_ms": last, "drift": drift,
+                         "goal": LATENCY_DRIFT_GOAL, "passed": drift is not None and drift <= LATENCY_DRIFT_GOAL},
+    }
+    out["passed"] = all(v["passed"] for v in out.values())
+    return out
+
+
+def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup: float | None = None,
+             clip_frames: int = 150, echo=print) -> dict:
+    """The graph for `minutes` (after it answers its first frame), sampled every `sample_every` s.
+    `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak)."""
+    from . import graph
+    seconds = 60.0 * minutes
+    warmup = min(WARMUP_S, seconds / 5) if warmup is None else warmup
+    # a domain of its own, localhost only (as ./vtb bench graph): no other graph answers
+    domain = 1 + os.getpid() % 100
+    os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    os.environ.pop("ROS_LOCALHOST_ONLY", None)
+    namespace = graph.resolve({"outputs": "server"})[0].namespace
+    port = free_port()
+    tmp = tempfile.TemporaryDirectory(prefix="vtb-soak-")
+    log_path = Path(tmp.name) / "graph.log"
+    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", "--clip", "--loop", "--frames", str(clip_frames),
+           "--outputs", "server", "--stats-every", "0", "--config", str(soak_config(Path(tmp.name), port))]
+    listener = Listener(namespace, domain)
+    page = PageClient(f"http://127.0.0.1:{port}")
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output() -> str:
+        return log_path.read_text(errors="replace")[-3000:]
+
+    samples, code = [], None
+    load_before = loadavg()
+    try:
+        echo(f"bench soak: graph process {proc.pid} starting (vtb run --clip --loop, server on port {port})")
+        deadline = time.monotonic() + 180
+        while not listener.latency:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the graph gave no AvatarParameters (exit {proc.poll()})\n{output()}")
+            time.sleep(0.5)
+        if not page.connect(30):
+            raise RuntimeError(f"the page client could not connect to the built-in server on {port}\n{output()}")
+        echo(f"bench soak: answering; page client connected; {minutes:g} min, a sample every {sample_every:g} s, "
+             f"first {warmup:g} s are warm-up")
+        t0 = time.monotonic()
+        prev, prev_t, prev_events, prev_n = tree_reading(process_tree(proc.pid)), t0, page.events, len(listener.latency)
+        next_at = t0
+        while True:
+            next_at += sample_every
+            time.sleep(max(0.0, next_at - time.monotonic()))
+            if proc.poll() is not None:
+                raise RuntimeError(f"the graph ended during the soak (exit {proc.returncode})\n{output()}")
+            now = time.monotonic()
+            reading = tree_reading(process_tree(proc.pid))
+            with listener.lock:
+                window = [ms for _, ms in listener.latency[prev_n:]]
+                n = len(listener.latency)
+            dt = now - prev_t
+            samples.append({
+                "t_s": round(now - t0, 1), "rss_mb": round(reading["rss_mb"], 1),
+                "cpu_percent": round(100 * (reading["cpu_s"] - prev["cpu_s"]) / dt, 1),
+                "fds": reading["fds"], "processes": reading["processes"],
+                "latency_ms": {"p50": percentile(window, 50), "p95": percentile(window, 95), "answers": len(window)},
+                "answers_per_s": round(len(window) / dt, 1),
+                "page_events_per_s": round((page.events - prev_events) / dt, 1),
+                "page_connected": page.connected,
+            })
+            echo("bench soak: " + format_sample(samples[-1]))
+            prev, prev_t, prev_events, prev_n = reading, now, page.events, n
+            if now - t0 >= seconds - 1e-3:
+                break
+    finally:
+        page.close()
+        code = stop(proc)
+        log.close()
+        text = output()
+        listener.close()
+        tmp.cleanup()
+    with listener.lock:
+        latency = [(t - t0, ms) for t, ms in listener.latency if t >= t0]
+    return {"minutes": minutes, "sample_every_s": sample_every, "warmup_s": warmup,
+            "graph_command": "vtb run --clip --loop --outputs server (a page client connected)",
+            "samples": samples, "page_events": page.events,
+            "latency_ms": {"p50": percentile([ms for _, ms in latency], 50),
+                           "p95": percentile([ms for _, ms in latency], 95), "answers": len(latency)},
+            "verdict": verdict(samples, latency, warmup),
+            "graph_exit_code": code, "graph_output_tail": text[-600:] if code != 0 else "",
+            "load_before": load_before, "load_after": loadavg(),
+            "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}}
+
+
+def format_sample(s: dict) -> str:
+    lat = s["latency_ms"]
+    f = lambda v: f"{v:6.1f}" if v is not None else "     -"   # noqa: E731
+    return (f"{s['t_s']:7.0f} {s['rss_mb']:7.1f} {s['cpu_percent']:6.1f} {s['fds']:4d} {f(lat['p50'])} {f(lat['p95'])} "
+            f"{s['answers_per_s']:6.1f} {s['page_events_per_s']:6.1f}")
+
+
+def format_table(r: dict) -> str:
+    lines = [f"soak: {r['graph_command']}; {r['minutes']:g} min, a sample every {r['sample_every_s']:g} s; "
+             f"the first {r['warmup_s']:g} s are warm-up (out of the verdict)",
+             f"{'t s':>7} {'RSS MB':>7} {'CPU %':>6} {'fds':>4} {'p50':>6} {'p95':>6} {'out/s':>6} {'page/s':>6}"]
+    lines += [format_sample(s) for s in r["samples"]]
+    lines.append("(RSS: the graph's processes; CPU: % of one core over the window; latency in ms over the window, "
+                 "image stamp -> /avatar_parameters; page/s: Socket.IO events the page client read)")
+    v = r["verdict"]
+    word = lambda ok: "pass" if ok else "FAIL"   # noqa: E731
+    slope, rss, lat = v["rss_slope_mb_per_min"], v["graph_rss_mb"], v["latency_flat"]
+    lines.append(f"RSS slope after warm-up < {slope['goal']:g} MB/min: {word(slope['passed'])} ({slope['value']} MB/min)")
+    lines.append(f"graph RSS < {rss['goal']:g} MB: {word(rss['passed'])} (max {rss['value']} MB)")
+    lines.append(f"latency flat (last third's p50 within {100 * lat['goal']:.0f}% of the first's): "
+                 f"{word(lat['passed'])} ({lat['p50_first_third_ms']} -> {lat['p50_last_third_ms']} ms)")
+    lines.append(f"soak: {'PASSED' if v['passed'] else 'FAILED'}; load average before {r['load_before'][0]:.2f}, "
+                 f"after {r['load_after'][0]:.2f} on {r['machine']['cpus']} CPUs; graph exit {r['graph_exit_code']}")
+    return "\n".join(lines)
