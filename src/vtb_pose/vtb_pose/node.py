@@ -170,6 +170,10 @@ class PoseNode(Node):
         for face in faces:
             if len(face.landmarks) < 2 * 468:
                 continue
+            if face.id in seen:  # one id, one pose (and one filter update) per image
+                self.get_logger().warning(f"face {face.id[:40]!r} appears more than once in a FaceArray; posing "
+                                          f"the first", throttle_duration_sec=5.0)
+                continue
             seen.add(face.id)
             try:  # one bad face (whatever its id or values) never costs the others their pose
                 pose = self.pose_face(msg, face, k, dist, t, transforms, markers)
