@@ -106,18 +106,24 @@ def test_any_face_id_gives_valid_names_and_never_costs_the_others_their_pose(ros
     tfs = []
     ros.node.create_subscription(TFMessage, "/tf", tfs.append, QoSProfile(depth=100))
     ids = ["1a2b", "0", "", "é", "/", "a" * 10000, GOOD_ID]
+
+    def crowd(stamp_s):   # and a malformed face (an odd number of landmark values) among them
+        msg = faces(ids, stamp_s)
+        msg.faces.insert(3, Face(id="bad", landmarks=LANDMARKS[0] + [1.0]))
+        return msg
+
     stamp = 200.0
     for _ in range(50):
         stamp += 1 / 30
-        pub.publish(faces(ids, stamp))
+        pub.publish(crowd(stamp))
         ros.spin_for(0.05)
-        if poses and len(poses[-1].poses) == len(ids):
+        if poses and len(poses[-1].poses) == len(ids) + 1:
             break
     ros.spin_for(0.5)
-    last = poses[-1]
-    assert [p.face_id for p in last.poses] == ids and all(p.valid for p in last.poses)
+    last = {p.face_id: p for p in poses[-1].poses}
+    assert set(last) == set(ids) | {"bad"} and all(last[i].valid for i in ids) and not last["bad"].valid
     topics = {n for n, _ in ros.node.get_topic_names_and_types() if n.startswith(f"{NS}/faces/")}
-    expected = {f"{NS}/faces/{face_topic_token(i)}/head_pose" for i in ids}
+    expected = {f"{NS}/faces/{face_topic_token(i)}/head_pose" for i in ids}   # none for the bad face
     assert expected == topics, (expected, topics)
     for t in topics:
         validate_full_topic_name(t)           # raises on an invalid name
@@ -126,7 +132,7 @@ def test_any_face_id_gives_valid_names_and_never_costs_the_others_their_pose(ros
     ros.node.create_subscription(PoseStamped, f"{NS}/faces/id_0/head_pose", per_face.append, 10)
     for _ in range(40):
         stamp += 1 / 30
-        pub.publish(faces(ids, stamp))
+        pub.publish(crowd(stamp))
         ros.spin_for(0.05)
         if per_face:
             break
