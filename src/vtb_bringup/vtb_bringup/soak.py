@@ -1,10 +1,11 @@
 """`./vtb bench soak`: the graph for minutes on end, to see that memory, CPU and latency stay flat.
 
-The graph runs as a user runs it, in a child process: `vtb run --clip --loop` with the built-in
-avatar server on (a free port) and a page client connected to it (python-socketio, reading every
-`result_data` event, as the browser page does). This process listens to the graph over DDS:
-latency = arrival of /avatar_parameters - its stamp, for the stamps the source sent (seen on
-camera_info, which carries each image's stamp; the bridge's easing frames are not answers).
+The graph runs as a user runs it, in a child process: `vtb run` with the built-in avatar server
+on (a free port) and a page client connected to it (python-socketio, reading every `result_data`
+event, as the browser page does). This process plays the camera as `./vtb bench graph` does: the
+rendered clip of a real face, forth and back so the loop has no jump, at 30 fps 640x480, rendered
+before the start so the graph's RSS holds none of it; latency = arrival of /avatar_parameters -
+the image stamp, for the stamps sent (the bridge's easing frames are not answers).
 
 Every `sample_every` seconds (10): RSS of the graph (the process and its children, from /proc),
 its CPU % of one core over the window, its open file descriptors, and latency p50/p95 over the
@@ -20,15 +21,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from .graph_bench import loadavg, stop
-from .monitor import stamp_ns
+from .graph_bench import VGA, Camera, loadavg, render_cycle, stop
 
 SAMPLE_EVERY_S, WARMUP_S = 10.0, 60.0
 RSS_SLOPE_GOAL, RSS_GOAL_MB, LATENCY_DRIFT_GOAL = 0.1, 400.0, 0.20   # MB/min, MB, last/first third - 1
@@ -72,60 +71,6 @@ def tree_reading(pids: list[int]) -> dict:
 
 
 # what this process watches -----------------------------------------------------------------
-class Listener:
-    """An rclpy node in its own context: the stamps the source sent (camera_info) and the
-    latency of the AvatarParameters answering them, spun on a thread."""
-
-    def __init__(self, namespace: str, domain: int):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.signals import SignalHandlerOptions
-        from sensor_msgs.msg import CameraInfo
-        from vtb_detector.node import IMAGE_QOS
-        from vtb_msgs.msg import AvatarParameters
-        from . import graph
-        self.context = rclpy.context.Context()
-        rclpy.init(context=self.context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node("vtb_soak", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.lock = threading.Lock()
-        self.sent = {}            # stamp ns -> True, the last few seconds' (pruned)
-        self.latency = []         # (monotonic s, ms), every answer
-        self.node.create_subscription(CameraInfo, graph.topic_name(namespace, "camera_info"), self.on_info, IMAGE_QOS)
-        self.node.create_subscription(AvatarParameters, graph.topic_name(namespace, "avatar_parameters"),
-                                      self.on_answer, 10)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._spin, name="vtb-soak-ros", daemon=True)
-        self._thread.start()
-
-    def _spin(self):
-        while not self._stop.is_set():
-            self.executor.spin_once(timeout_sec=0.1)
-
-    def on_info(self, msg):
-        with self.lock:
-            self.sent[stamp_ns(msg.header.stamp)] = True
-            if len(self.sent) > 1000:       # ~30 s at 30 fps: older stamps are answered or lost
-                for key in sorted(self.sent)[:500]:
-                    del self.sent[key]
-
-    def on_answer(self, msg):
-        now_ns = self.node.get_clock().now().nanoseconds
-        key = stamp_ns(msg.header.stamp)
-        with self.lock:
-            if self.sent.pop(key, None):    # first answer per sent stamp
-                self.latency.append((time.monotonic(), (now_ns - key) / 1e6))
-
-    def close(self):
-        import rclpy
-        self._stop.set()
-        self._thread.join(2.0)
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
 class PageClient:
     """The avatar page's part: a Socket.IO client on the built-in server, reading every event."""
 
@@ -207,9 +152,11 @@ def verdict(samples: list[dict], latency: list[tuple], warmup: float) -> dict:
 
 
 def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup: float | None = None,
-             clip_frames: int = 150, echo=print) -> dict:
+             rate: float = 30.0, size=VGA, frames: int = 60, echo=print) -> dict:
     """The graph for `minutes` (after it answers its first frame), sampled every `sample_every` s.
     `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak)."""
+    import rclpy
+    from rclpy.signals import SignalHandlerOptions
     from . import graph
     seconds = 60.0 * minutes
     warmup = min(WARMUP_S, seconds / 5) if warmup is None else warmup
@@ -217,71 +164,86 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     domain = 1 + os.getpid() % 100
     os.environ.update(ROS_DOMAIN_ID=str(domain), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
-    namespace = graph.resolve({"outputs": "server"})[0].namespace
+    arguments = {"outputs": "server"}
+    topics = {**graph.resolve_topics(arguments),
+              "avatar_parameters": graph.topic_name(graph.resolve(arguments)[0].namespace, "avatar_parameters")}
+    echo(f"bench soak: rendering {frames} frames of {size[0]}x{size[1]}")
+    cycle = render_cycle(frames, rate, size)
+    context = rclpy.context.Context()
+    rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
+    cam = Camera(context, topics, cycle, rate)
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix="vtb-soak-")
     log_path = Path(tmp.name) / "graph.log"
-    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", "--clip", "--loop", "--frames", str(clip_frames),
-           "--outputs", "server", "--stats-every", "0", "--config", str(soak_config(Path(tmp.name), port))]
-    listener = Listener(namespace, domain)
+    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", "--outputs", "server", "--stats-every", "0",
+           "--config", str(soak_config(Path(tmp.name), port))]
     page = PageClient(f"http://127.0.0.1:{port}")
     log = open(log_path, "w")
+    # its own session: a Ctrl-C at the terminal reaches this process, which then stops the graph
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    alive = lambda: proc.poll() is None   # noqa: E731
 
     def output() -> str:
         return log_path.read_text(errors="replace")[-3000:]
 
-    samples, code = [], None
+    samples, code, t0_ns = [], None, 0
     load_before = loadavg()
     try:
-        echo(f"bench soak: graph process {proc.pid} starting (vtb run --clip --loop, server on port {port})")
-        deadline = time.monotonic() + 180
-        while not listener.latency:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the graph gave no AvatarParameters (exit {proc.poll()})\n{output()}")
-            time.sleep(0.5)
+        echo(f"bench soak: graph process {proc.pid} starting (vtb run --outputs server, server on port {port})")
+        if not cam.spin_until(lambda: cam.image_pub.get_subscription_count() > 0
+                              and cam.answers_sub.get_publisher_count() > 0, 120, alive):
+            raise RuntimeError(f"the graph did not come up on the topics (exit {proc.poll()})\n{output()}")
+        t_up = time.monotonic()
+        while alive() and not cam.latency_ms:
+            if time.monotonic() - t_up > 60:
+                raise RuntimeError(f"no AvatarParameters for the frames sent in 60 s\n{output()}")
+            cam.play_and_spin(1.0)
         if not page.connect(30):
             raise RuntimeError(f"the page client could not connect to the built-in server on {port}\n{output()}")
-        echo(f"bench soak: answering; page client connected; {minutes:g} min, a sample every {sample_every:g} s, "
-             f"first {warmup:g} s are warm-up")
-        t0 = time.monotonic()
-        prev, prev_t, prev_events, prev_n = tree_reading(process_tree(proc.pid)), t0, page.events, len(listener.latency)
-        next_at = t0
-        while True:
-            next_at += sample_every
-            time.sleep(max(0.0, next_at - time.monotonic()))
-            if proc.poll() is not None:
-                raise RuntimeError(f"the graph ended during the soak (exit {proc.returncode})\n{output()}")
+        echo(f"bench soak: answering; page client connected; {minutes:g} min at {rate:g} fps "
+             f"{size[0]}x{size[1]}, a sample every {sample_every:g} s, the first {warmup:g} s are warm-up")
+        cam.sent, cam.latency_ms, cam.late = {}, {}, 0
+        t0, t0_ns = time.monotonic(), cam.now_ns()
+        state = {"reading": tree_reading(process_tree(proc.pid)), "t": t0, "events": page.events, "n": 0,
+                 "next": t0 + sample_every}
+
+        def sample():
             now = time.monotonic()
+            if now < state["next"] or not alive():
+                return
+            state["next"] += sample_every
             reading = tree_reading(process_tree(proc.pid))
-            with listener.lock:
-                window = [ms for _, ms in listener.latency[prev_n:]]
-                n = len(listener.latency)
-            dt = now - prev_t
+            window = list(cam.latency_ms.values())[state["n"]:]   # answers in arrival order
+            dt = now - state["t"]
             samples.append({
                 "t_s": round(now - t0, 1), "rss_mb": round(reading["rss_mb"], 1),
-                "cpu_percent": round(100 * (reading["cpu_s"] - prev["cpu_s"]) / dt, 1),
+                "cpu_percent": round(100 * (reading["cpu_s"] - state["reading"]["cpu_s"]) / dt, 1),
                 "fds": reading["fds"], "processes": reading["processes"],
                 "latency_ms": {"p50": percentile(window, 50), "p95": percentile(window, 95), "answers": len(window)},
                 "answers_per_s": round(len(window) / dt, 1),
-                "page_events_per_s": round((page.events - prev_events) / dt, 1),
+                "page_events_per_s": round((page.events - state["events"]) / dt, 1),
                 "page_connected": page.connected,
             })
             echo("bench soak: " + format_sample(samples[-1]))
-            prev, prev_t, prev_events, prev_n = reading, now, page.events, n
-            if now - t0 >= seconds - 1e-3:
-                break
+            state.update(reading=reading, t=now, events=page.events, n=state["n"] + len(window))
+
+        cam.play_and_spin(seconds + 0.5, every=sample)   # + 0.5: the last sample falls inside
+        if not alive():
+            raise RuntimeError(f"the graph ended during the soak (exit {proc.returncode})\n{output()}")
+        sent = len(cam.sent)
     finally:
         page.close()
+        cam.close()
         code = stop(proc)
         log.close()
         text = output()
-        listener.close()
         tmp.cleanup()
-    with listener.lock:
-        latency = [(t - t0, ms) for t, ms in listener.latency if t >= t0]
+        rclpy.try_shutdown(context=context)
+    latency = sorted(((k - t0_ns) / 1e9, ms) for k, ms in cam.latency_ms.items())   # by image stamp
     return {"minutes": minutes, "sample_every_s": sample_every, "warmup_s": warmup,
-            "graph_command": "vtb run --clip --loop --outputs server (a page client connected)",
+            "graph_command": "vtb run --outputs server (one process), a page client connected",
+            "camera": {"rate_fps": rate, "size": list(size), "frames_cycled": len(cycle), "sent": sent,
+                       "late_sends": cam.late},
             "samples": samples, "page_events": page.events,
             "latency_ms": {"p50": percentile([ms for _, ms in latency], 50),
                            "p95": percentile([ms for _, ms in latency], 95), "answers": len(latency)},
@@ -299,7 +261,9 @@ def format_sample(s: dict) -> str:
 
 
 def format_table(r: dict) -> str:
-    lines = [f"soak: {r['graph_command']}; {r['minutes']:g} min, a sample every {r['sample_every_s']:g} s; "
+    cam = r["camera"]
+    lines = [f"soak: {r['graph_command']}; fed the looping clip at {cam['rate_fps']:g} fps "
+             f"{cam['size'][0]}x{cam['size'][1]}; {r['minutes']:g} min, a sample every {r['sample_every_s']:g} s; "
              f"the first {r['warmup_s']:g} s are warm-up (out of the verdict)",
              f"{'t s':>7} {'RSS MB':>7} {'CPU %':>6} {'fds':>4} {'p50':>6} {'p95':>6} {'out/s':>6} {'page/s':>6}"]
     lines += [format_sample(s) for s in r["samples"]]
