@@ -99,6 +99,16 @@ class VMCReceiver:
         return [e for e in self.events if type(e).__name__ == kind]
 
 
+# VTS's default input parameters (the API's list; the iPhone-tracking ones included)
+DEFAULT_PARAMETERS = {
+    "FacePositionX", "FacePositionY", "FacePositionZ", "FaceAngleX", "FaceAngleY", "FaceAngleZ",
+    "MouthSmile", "MouthOpen", "Brows", "TongueOut", "EyeOpenLeft", "EyeOpenRight", "EyeLeftX", "EyeLeftY",
+    "EyeRightX", "EyeRightY", "CheekPuff", "FaceAngry", "BrowLeftY", "BrowRightY", "MouthX", "MousePositionX",
+    "MousePositionY", "VoiceVolume", "VoiceFrequency", "VoiceVolumePlusMouthOpen", "VoiceFrequencyPlusMouthSmile",
+    "MouthPucker", "MouthFunnel", "JawOpen", "MouthPressLipOpen", "MouthRollUpper", "MouthRollLower",
+    "MouthShrugUpper", "MouthShrugLower"}
+
+
 class FakeVTS:
     """A WebSocket server on 127.0.0.1 answering like VTube Studio's plugin API. Tokens it issued
     stay valid across restart() (like VTS's stored plugin list) unless revoked."""
@@ -120,6 +130,8 @@ class FakeVTS:
         self.api_active = True           # False: every request gets APIError 1, as with the API off
         self.deny_tokens = False         # True: the user clicks Deny (APIError 50)
         self.inject_error = None         # an errorID: every injection is answered with it
+        self.custom_parameters = {}      # name -> data of its ParameterCreationRequest
+        self.unknown_injected = []       # ids injected that are neither default nor created
 
     def _run(self, coro, timeout=5.0):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -207,6 +219,18 @@ class FakeVTS:
             authenticated = ok
             reply.update(messageType="AuthenticationResponse", data={
                 "authenticated": ok, "reason": "Token valid." if ok else "Token invalid."})
+        elif kind == "ParameterCreationRequest":
+            name = data.get("parameterName")
+            if not authenticated:
+                reply.update(messageType="APIError", data={"errorID": 8, "message": "Requires authentication."})
+            elif not (isinstance(name, str) and 4 <= len(name) <= 32 and name.isalnum()) or name in DEFAULT_PARAMETERS:
+                reply.update(messageType="APIError", data={"errorID": 352, "message": "Invalid parameter name."})
+            elif not data.get("min", 0) < data.get("max", 0) <= 1000000 or \
+                    not data.get("min") <= data.get("defaultValue", 0) <= data.get("max"):
+                reply.update(messageType="APIError", data={"errorID": 353, "message": "Invalid min/max/default."})
+            else:
+                self.custom_parameters[name] = data
+                reply.update(messageType="ParameterCreationResponse", data={"parameterName": name})
         elif kind == "InjectParameterDataRequest":
             if not authenticated:
                 reply.update(messageType="APIError", data={"errorID": 8, "message": "Requires authentication."})
@@ -215,6 +239,10 @@ class FakeVTS:
                 reply.update(messageType="APIError", data={
                     "errorID": self.inject_error,
                     "message": "Parameter FaceAngleX is currently controlled by another plugin."})
+            elif unknown := [p["id"] for p in data.get("parameterValues", [])
+                             if p["id"] not in DEFAULT_PARAMETERS and p["id"] not in self.custom_parameters]:
+                self.unknown_injected += unknown
+                reply.update(messageType="APIError", data={"errorID": 453, "message": f"Parameter {unknown[0]} not found."})
             else:
                 self.injections.append((time.monotonic(), data))
                 reply.update(messageType="InjectParameterDataResponse", data={})

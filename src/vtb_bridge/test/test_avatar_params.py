@@ -142,3 +142,31 @@ def test_the_filter_never_takes_a_non_finite_value():
     m = AvatarMapper(dict(CONFIG, mirror=False))
     m.values["ParamAngleX"] = math.nan            # however it got there: the frame is finite
     assert all(math.isfinite(v) for v in m.ease_to_neutral(1.0).params.values())
+
+
+def test_blendshapes_pass_through_mirrored_and_clean():
+    """The ARKit blendshapes reach the frame (0..1), Left/Right swapped with mirror on (as the
+    eyes), a bad one dropped without touching the others, eased to 0 when the face is lost."""
+    shapes = {"eyeBlinkLeft": 0.9, "eyeBlinkRight": 0.1, "jawOpen": 0.5, "mouthLeft": 0.3, "cheekPuff": 1.004}
+    for mirror in (False, True):
+        m = AvatarMapper({"mirror": mirror, "blendshape_smoothing_s": 0.0, "smoothing_s": 0.0})
+        f = m.update(Inputs("f", 1.0, state={"eye_left_open": 0.1, "eye_right_open": 0.9}, blendshapes=shapes))
+        left, right = ("Right", "Left") if mirror else ("Left", "Right")
+        assert f.blendshapes["eyeBlink" + left] == 0.9 and f.blendshapes["eyeBlink" + right] == 0.1
+        assert f.blendshapes["mouth" + left] == 0.3 and f.blendshapes["jawOpen"] == 0.5
+        assert f.blendshapes["cheekPuff"] == 1.0, "clipped to 0..1"
+        # the avatar's closed eye: the same side as ParamEye*Open says
+        closed = "ParamEyeLOpen" if left == "Left" else "ParamEyeROpen"
+        assert f.params[closed] == pytest.approx(0.1)
+        assert f.result_data()["blendshapes"] == f.blendshapes
+
+    m = AvatarMapper({"mirror": False, "blendshape_smoothing_s": 0.0})
+    m.update(Inputs("f", 1.0, blendshapes=shapes))
+    for bad in (math.nan, math.inf, -5.0, 7.0, "x"):
+        f = m.update(Inputs("f", 1.1, blendshapes={"jawOpen": bad, "eyeBlinkLeft": 0.4}))
+        assert f.blendshapes["jawOpen"] == 0.5 and f.blendshapes["eyeBlinkLeft"] == 0.4
+        assert all(math.isfinite(v) for v in f.blendshapes.values())
+    assert m.rejected == 5
+    for k in range(40):
+        f = m.ease_to_neutral(2.0 + 0.05 * k)
+    assert max(f.blendshapes.values()) < 1e-3 and m.at_neutral()

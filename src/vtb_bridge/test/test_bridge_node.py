@@ -7,6 +7,9 @@ from vtb_msgs.msg import (AvatarParameters, Face, FaceArray, FaceState, FaceStat
                           HeadPoseArray)
 
 
+SHAPES = {"eyeBlinkLeft": 0.75, "eyeBlinkRight": 0.0, "jawOpen": 0.5, "mouthSmileLeft": 0.25, "tongueOut": 0.0}
+
+
 def perception(stamp, yaw=20.0, pitch=-10.0, roll=5.0, gaze_yaw=12.0, left_open=0.2):
     faces = FaceArray(faces=[Face(id="abcd")])
     faces.faces[0].bbox.width = faces.faces[0].bbox.height = 100.0
@@ -14,7 +17,8 @@ def perception(stamp, yaw=20.0, pitch=-10.0, roll=5.0, gaze_yaw=12.0, left_open=
     gazes = GazeArray(gazes=[Gaze(face_id="abcd", combined_yaw_deg=gaze_yaw, combined_pitch_deg=0.0,
                                   left_valid=True, right_valid=True)])
     states = FaceStateArray(states=[FaceState(face_id="abcd", eye_left_open=left_open, eye_right_open=1.0,
-                                              mouth_open=0.6)])
+                                              mouth_open=0.6, blendshape_names=list(SHAPES),
+                                              blendshapes=list(SHAPES.values()))])
     for m in (faces, poses, gazes, states):
         m.header.stamp = stamp
         m.header.frame_id = "cam"
@@ -45,6 +49,9 @@ def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node)
     assert abs(last["ParamAngleX"] - 20) < 0.5 and abs(last["ParamAngleY"] - 10) < 0.5 and abs(last["ParamAngleZ"] + 5) < 0.5
     assert abs(last["ParamEyeBallX"] - 0.4) < 0.02 and last["ParamEyeLOpen"] < 0.25 and last["ParamEyeROpen"] > 0.95
     assert abs(last["ParamMouthOpenY"] - 0.6) < 0.02
+    # the ARKit blendshapes follow the Live2D parameters under their own names (mirror off: as sent)
+    assert params[-1].names[-len(SHAPES):] == list(SHAPES)
+    assert all(abs(last[k] - v) < 0.01 for k, v in SHAPES.items()), {k: last[k] for k in SHAPES}
     j = dict(zip(joints[-1].name, joints[-1].position))
     assert abs(j["neck_yaw"] - math.radians(20)) < 0.02 and abs(j["eye_pan"] - math.radians(12)) < 0.02
 
@@ -56,6 +63,7 @@ def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node)
     xs = [t["ParamAngleX"] for t in tail]
     assert all(a >= b - 1e-6 for a, b in zip(xs, xs[1:])) and abs(xs[-1]) < 0.1
     assert abs(tail[-1]["ParamEyeLOpen"] - 1.0) < 0.01
+    assert tail[-1]["jawOpen"] < 0.01 and tail[-1]["eyeBlinkLeft"] < 0.01
     settled = len(params)
     ros.spin_for(0.5)
     assert len(params) == settled, "nothing more once neutral"

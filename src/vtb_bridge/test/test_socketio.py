@@ -114,7 +114,8 @@ def frame(i, angle_x=0.0):
         face_id="f3a9", stamp=1000.0 + i * 0.033 + 0.0005,
         params={"ParamAngleX": angle_x + 0.25, "ParamAngleY": -4.5, "ParamEyeLOpen": 0.75,
                 "ParamMouthOpenY": 0.125 + i * 1e-3},
-        euler=(5.5, -12.25, 3.75), eye=(0.125, -0.0625), mouth=0.375 + i * 1e-3, blink=(0.5, 0.875))
+        euler=(5.5, -12.25, 3.75), eye=(0.125, -0.0625), mouth=0.375 + i * 1e-3, blink=(0.5, 0.875),
+        blendshapes={"eyeBlinkLeft": 0.0625, "jawOpen": 0.25 + i * 1e-3, "mouthSmileRight": 0.875, "tongueOut": 0.0})
 
 
 class Streamer:
@@ -145,7 +146,8 @@ class Streamer:
 
 
 def check_payload(got, want):
-    assert set(got) == set(want) == set(NODESERVER_KEYS) | {"params", "face_id", "stamp"}
+    assert set(got) == set(want) == set(NODESERVER_KEYS) | {"params", "face_id", "stamp", "blendshapes"}
+    assert set(got["blendshapes"]) == {"eyeBlinkLeft", "jawOpen", "mouthSmileRight", "tongueOut"}
     for key, n in NODESERVER_KEYS.items():
         if n is None:
             assert isinstance(got[key], (int, float)) and not isinstance(got[key], bool), key
@@ -512,6 +514,8 @@ def test_headless_chromium_shows_the_head_turning_left_and_right(start_process, 
     states = {o["shot"]: o["state"] for o in lines if "shot" in o}
     assert states["left"]["params"]["ParamAngleX"] == -30 and states["right"]["params"]["ParamAngleX"] == 30
     assert states["left"]["connected"] and states["right"]["frames"] > states["left"]["frames"]
+    # the page keeps the ARKit blendshapes (perfect sync) of the frame
+    assert states["right"]["blendshapes"]["eyeBlinkLeft"] == 0.0625 and states["right"]["blendshapes"]["tongueOut"] == 0
 
     left, right = head_crop(tmp_path / "left.png"), head_crop(tmp_path / "right.png")
     diff = np.abs(left - right).sum(axis=2) > 60

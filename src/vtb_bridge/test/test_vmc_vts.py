@@ -531,3 +531,53 @@ def test_the_token_file_is_private_even_over_a_stale_temporary_file(tmp_path):
         out.close()
     assert token.read_text() == "secret\n"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600
+
+
+# --------------------------------------------------------------------------------------------
+# perfect sync: the 52 ARKit blendshapes
+
+ARKIT = {"eyeBlinkLeft": 0.9, "eyeBlinkRight": 0.1, "jawOpen": 0.45, "mouthSmileLeft": 0.7,
+         "mouthLowerDownRight": 0.3, "browInnerUp": 0.2, "tongueOut": 0.0}
+
+
+def test_vmc_perfect_sync_blendshapes_parsed_by_vmcp():
+    """vmcp (a VMC parser library) receives the ARKit names after the presets, with the frame's
+    values, and then Apply; without perfect_sync only the presets."""
+    moving = [frame(blendshapes=dict(ARKIT, jawOpen=j)) for j in (0.1, 0.5, 0.9)]
+    with VMCReceiver.shared() as rx, VMCOutput("127.0.0.1", rx.port) as out:
+        received_frames(out, moving, rx)
+    per_bundle = 17 + len(ARKIT)
+    assert rx.messages == len(rx.events) == 3 * per_bundle
+    for k, j in enumerate((0.1, 0.5, 0.9)):
+        one = rx.events[k * per_bundle:(k + 1) * per_bundle]
+        assert type(one[-1]).__name__ == "BlendShapeApplyEvent"
+        blends = [(e.key, e.value) for e in one if type(e).__name__ == "BlendShapeEvent"]
+        assert [name for name, _ in blends[11:]] == list(ARKIT), "the ARKit names, after the presets"
+        got = dict(blends[11:])
+        assert got == pytest.approx(dict(ARKIT, jawOpen=j), abs=1e-6)
+    with VMCReceiver.shared() as rx, VMCOutput("127.0.0.1", rx.port, perfect_sync=False) as out:
+        received_frames(out, moving[:1], rx)
+    assert rx.messages == 17
+
+
+def test_vts_perfect_sync_custom_parameters(vts, tmp_path):
+    """The blendshapes become custom parameters vtb<Name>, created once per connection with
+    ParameterCreationRequest (0..1), then injected with the rest; the VTS stand-in answers 453
+    to an injection naming a parameter that does not exist, so none goes out before it is."""
+    from vtb_bridge.vtube_studio_output import custom_parameter
+    out = make_output(vts.url, tmp_path / "token")
+    try:
+        for j in (0.2, 0.6):
+            out.send(frame(blendshapes=dict(ARKIT, jawOpen=j)))
+            wait_for(lambda: vts.injections and vts.values().get("vtbJawOpen") == pytest.approx(j, abs=1e-6),
+                     what=f"jawOpen {j} injected")
+        assert set(vts.custom_parameters) == {custom_parameter(n) for n in ARKIT}
+        c = vts.custom_parameters["vtbEyeBlinkLeft"]
+        assert (c["min"], c["max"], c["defaultValue"]) == (0, 1, 0) and "eyeBlinkLeft" in c["explanation"]
+        values = vts.values()
+        assert values["vtbEyeBlinkLeft"] == pytest.approx(0.9) and values["vtbMouthLowerDownRight"] == pytest.approx(0.3)
+        assert "FaceAngleX" in values, "the default parameters still go with them"
+        assert vts.unknown_injected == [] and out.counters()["parameters_created"] == len(ARKIT)
+        assert out.counters()["backoffs"] == 0 and vts.bad_messages == []
+    finally:
+        out.close()

@@ -20,13 +20,16 @@ class AvatarFrame:
     mouth: float = 0.0                  # mouth open, 0..1
     blink: tuple = (1.0, 1.0)           # (left, right) eye openness, 0 closed .. 1 open
     tracked: bool = True                # False while easing back to neutral after the face was lost
+    # the 52 ARKit blendshapes (perfect sync), 0..1, named for the avatar's own sides after the
+    # mirror choice (eyeBlinkLeft: the avatar's own left eye); empty when vtb computes none
+    blendshapes: dict = field(default_factory=dict)
 
     def result_data(self) -> dict:
         """The NodeServer's `result_data` payload, exactly its shape, with vtb's fields beside it."""
         return {"euler": [float(v) for v in self.euler], "eye": [float(v) for v in self.eye],
                 "mouth": float(self.mouth), "blink": [float(v) for v in self.blink],
                 "params": {k: float(v) for k, v in self.params.items()}, "face_id": self.face_id,
-                "stamp": float(self.stamp)}
+                "stamp": float(self.stamp), "blendshapes": {k: float(v) for k, v in self.blendshapes.items()}}
 
 
 def finite(v, default=0.0) -> float:

@@ -24,6 +24,11 @@ avatar's rest; from then on the head's rotation is taken relative to that rest p
 minus that rest gaze, before mirroring, so every output (and the robot head) starts from the
 user's own "straight ahead". Kept until `reset_neutral()` or the process ends.
 
+The 52 ARKit blendshapes (FaceState.blendshapes, "perfect sync") pass through to every output
+as `AvatarFrame.blendshapes`: clipped to 0..1, followed with `blendshape_smoothing_s` (YAML,
+default 0.03 s), the Left/Right names swapped with mirror on (as the eyes), eased to 0 when the
+face is lost.
+
 Bad inputs never poison the state: `update()` drops every source that is not a finite number
 or is out of its range (`SOURCE_LIMITS`: head angles within 180 deg, gaze within 90 deg, the face
 state within a few units), counting them in `rejected`; a smoothing filter never takes a
@@ -43,6 +48,16 @@ import yaml
 from transforms3d.euler import euler2mat, mat2euler
 
 from .avatar_frame import AvatarFrame
+
+
+def swap_sides(name: str) -> str:
+    """eyeBlinkLeft <-> eyeBlinkRight, jawLeft <-> jawRight (ARKit names, for mirroring); other
+    names unchanged."""
+    if name.endswith("Left"):
+        return name[:-4] + "Right"
+    if name.endswith("Right"):
+        return name[:-5] + "Left"
+    return name
 
 # Live2D parameter -> (source, default gain, min, max, neutral)
 DEFAULT_TABLE = {
@@ -103,6 +118,7 @@ class Inputs:
     head: tuple | None = None          # (yaw, pitch, roll) degrees
     gaze: tuple | None = None          # (yaw, pitch) degrees relative to the head
     state: dict | None = None          # FaceState fields
+    blendshapes: dict | None = None    # ARKit name -> 0..1 (FaceState.blendshapes), the subject's sides
 
 
 def load_config(path: str | Path | None = None) -> dict:
@@ -144,6 +160,10 @@ class AvatarMapper:
         self.face_id = ""
         self.last_raw = {}
         self.rejected = 0          # input values dropped: not finite or out of range
+        # ARKit blendshapes: passed through (mirrored like the eyes), followed with this time
+        # constant; eased to 0 when the face is lost
+        self.blendshape_smoothing_s = float(self.config.get("blendshape_smoothing_s", 0.03))
+        self.blendshapes = {}
         self._init_neutral()
 
     def sources(self, inputs: Inputs) -> dict:
@@ -223,9 +243,15 @@ class AvatarMapper:
             if len(good) != len(state):
                 self.rejected += 1
             state = good
+        shapes = inputs.blendshapes
+        if shapes:
+            good = {k: v for k, v in shapes.items() if isinstance(k, str) and source_ok(k, v) and -0.01 <= float(v) <= 1.01}
+            if len(good) != len(shapes):
+                self.rejected += 1
+            shapes = {k: min(1.0, max(0.0, float(v))) for k, v in good.items()}
         stamp = inputs.stamp if isinstance(inputs.stamp, (int, float)) and math.isfinite(inputs.stamp) \
             else (self.last_stamp or 0.0)
-        return replace(inputs, head=head, gaze=gaze, state=state, stamp=stamp)
+        return replace(inputs, head=head, gaze=gaze, state=state, blendshapes=shapes, stamp=stamp)
 
     def update(self, inputs: Inputs) -> AvatarFrame:
         inputs = self.neutralised(self.checked(inputs))
@@ -239,6 +265,9 @@ class AvatarMapper:
             if not math.isfinite(target):
                 continue
             self.values[name] = self._follow(self.values[name], target, spec.smoothing, dt)
+        for name, value in (inputs.blendshapes or {}).items():
+            name = swap_sides(name) if self.mirror else name
+            self.blendshapes[name] = self._follow(self.blendshapes.get(name, value), value, self.blendshape_smoothing_s, dt)
         self.last_raw = src
         return self.frame(inputs.stamp, tracked=True)
 
@@ -248,11 +277,13 @@ class AvatarMapper:
         self.last_stamp = stamp
         for name, spec in self.specs.items():
             self.values[name] = self._follow(self.values[name], spec.neutral, self.ease_s / 3, dt)
+        for name in self.blendshapes:
+            self.blendshapes[name] = self._follow(self.blendshapes[name], 0.0, self.ease_s / 3, dt)
         return self.frame(stamp, tracked=False)
 
     def at_neutral(self, tolerance: float = 1e-3) -> bool:
         return all(abs(self.values[n] - s.neutral) <= tolerance * max(1.0, abs(s.max - s.min))
-                   for n, s in self.specs.items())
+                   for n, s in self.specs.items()) and all(abs(v) <= tolerance for v in self.blendshapes.values())
 
     @staticmethod
     def _follow(current: float, target: float, tau: float, dt: float) -> float:
@@ -268,6 +299,9 @@ class AvatarMapper:
         for name, spec in self.specs.items():     # last line of defence: only finite numbers out
             if not math.isfinite(self.values[name]):
                 self.values[name] = spec.neutral
+        for name, value in self.blendshapes.items():
+            if not math.isfinite(value):
+                self.blendshapes[name] = 0.0
         v = self.values
         # NodeServer fields (the avatar's motion after the mirror choice, in the original sender's
         # signs: HeadPose's): euler (pitch, yaw, roll) deg, eye (theta, phi) rad
@@ -280,7 +314,8 @@ class AvatarMapper:
                            eye=(math.radians(gx), math.radians(gy)), mouth=v["ParamMouthOpenY"],
                            # (screen-left eye, screen-right eye): the model's right eye is on the
                            # screen's left
-                           blink=(v["ParamEyeROpen"], v["ParamEyeLOpen"]), tracked=tracked)
+                           blink=(v["ParamEyeROpen"], v["ParamEyeLOpen"]), tracked=tracked,
+                           blendshapes=dict(self.blendshapes))
 
 
 @dataclass

@@ -33,7 +33,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from vtb_common.node_main import run_node
-from vtb_common.parameters import declare_parameters, in_range
+from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
@@ -55,6 +55,7 @@ PARAMETERS = [
     ("vmc_enabled", False, "send the VMC protocol over OSC/UDP"),
     ("vmc_host", "127.0.0.1", "VMC receiver host"),
     ("vmc_port", 39539, "VMC receiver port"),
+    ("vmc_perfect_sync", True, "VMC: also send the 52 ARKit blendshapes (perfect sync: eyeBlinkLeft, jawOpen, ...) after the VRM presets"),
     ("vmc_expressions", "vrm0", "VMC blend shape names: vrm0 (VRM 0.x presets: Blink_L, A, LookLeft, ...) or vrm1 (VRM 1.0 expressions: blinkLeft, aa, lookLeft, ...)"),
     ("vtube_studio_enabled", False, "inject parameters into VTube Studio through its plugin API"),
     ("vtube_studio_url", "ws://localhost:8001", "VTube Studio plugin API WebSocket"),
@@ -90,6 +91,7 @@ LIVE = {
     "server_allowed_hosts": allowed_hosts_check,
     "vmc_host": host_check,
     "vmc_port": in_range(1, 65535),
+    "vmc_perfect_sync": any_value,
 }
 # also checked at start (a read-only value can only be given there)
 STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check}
@@ -177,7 +179,7 @@ class BridgeNode(Node):
     def make_vmc(self, p):
         from .vmc_output import VMCOutput
         vmc = self.config.get("vmc") or {}
-        return VMCOutput(p["vmc_host"], p["vmc_port"], expressions=p["vmc_expressions"],
+        return VMCOutput(p["vmc_host"], p["vmc_port"], expressions=p["vmc_expressions"], perfect_sync=p["vmc_perfect_sync"],
                          bone_positions=vmc.get("bone_positions") or None,
                          look_blendshapes=bool(vmc.get("look_blendshapes", True)))
 
@@ -190,7 +192,7 @@ class BridgeNode(Node):
             for out in self.outputs:
                 if hasattr(out, "allowed_hosts"):
                     out.allowed_hosts = p["server_allowed_hosts"]
-        if changed & {"vmc_host", "vmc_port"} and p["vmc_enabled"]:
+        if changed & {"vmc_host", "vmc_port", "vmc_perfect_sync"} and p["vmc_enabled"]:
             from .vmc_output import VMCOutput
             try:
                 vmc = self.make_vmc(p)             # resolves the host: a bad one is refused here
@@ -276,9 +278,14 @@ class BridgeNode(Node):
             return None
         pose, gaze, state = poses.get(face_id), gazes.get(face_id), states.get(face_id)
         stamp = key[0] + 1e-9 * key[1]
-        fields = None
+        fields, shapes = None, None
         if state:
-            fields = {n: getattr(state, n) for n in state.get_fields_and_field_types() if n != "face_id"}
+            fields = {n: getattr(state, n) for n in state.get_fields_and_field_types()
+                      if n not in ("face_id", "blendshape_names", "blendshapes")}
+            if len(state.blendshape_names) != len(state.blendshapes):
+                self.reject("face_state", face_id, "blendshape_names and blendshapes differ in length")
+            elif state.blendshapes is not None and len(state.blendshapes):
+                shapes = dict(zip(state.blendshape_names, (float(v) for v in state.blendshapes)))
             bad = [n for n, v in fields.items() if not _finite(v)]
             if bad:
                 self.reject("face_state", face_id, ", ".join(bad[:4]))
@@ -286,7 +293,7 @@ class BridgeNode(Node):
         return Inputs(face_id, stamp,
                       head=(pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None,
                       gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze else None,
-                      state=fields)
+                      state=fields, blendshapes=shapes)
 
     def reject(self, part, face_id, what=""):
         """Count a bad input; one throttled log line."""
@@ -305,11 +312,13 @@ class BridgeNode(Node):
         self.emit(self.mapper.ease_to_neutral(now.nanoseconds * 1e-9), None, stamp=now.to_msg())
 
     def emit(self, frame, header_source, stamp=None):
-        if not _finite(*frame.params.values(), *frame.euler, *frame.eye, frame.mouth, *frame.blink, frame.stamp):
+        if not _finite(*frame.params.values(), *frame.blendshapes.values(), *frame.euler, *frame.eye, frame.mouth,
+                       *frame.blink, frame.stamp):
             self.reject("avatar_parameters", frame.face_id, "a non-finite output, not sent")
             return
-        msg = AvatarParameters(face_id=frame.face_id, names=list(frame.params),
-                               values=[float(v) for v in frame.params.values()])
+        # the Live2D parameters, then the ARKit blendshapes under their own names
+        msg = AvatarParameters(face_id=frame.face_id, names=list(frame.params) + list(frame.blendshapes),
+                               values=[float(v) for v in (*frame.params.values(), *frame.blendshapes.values())])
         if header_source is not None:
             msg.header = header_source.header
             self.last_frame_id = msg.header.frame_id

@@ -10,7 +10,8 @@ default. Per frame this sends ONE bundle (time tag "immediately") holding, in th
                        frame eases back to neutral after the face was lost
     /VMC/Ext/T         (f time) seconds since this output started
     /VMC/Ext/Bone/Pos  (s name, f px, f py, f pz, f qx, f qy, f qz, f qw)   Head, LeftEye, RightEye
-    /VMC/Ext/Blend/Val (s name, f value)   blink left/right, the five vowels, look up/down/left/right
+    /VMC/Ext/Blend/Val (s name, f value)   blink left/right, the five vowels, look up/down/left/right,
+                                           then (perfect_sync) the 52 ARKit blendshapes
     /VMC/Ext/Blend/Apply                   (no arguments)
 
 Mirroring is not decided here: the frame already holds the avatar's motion after the bridge's
@@ -26,6 +27,12 @@ expression names):
     LookUp     lookUp       ParamEyeBallY > 0, LookDown / lookDown its negative part
     LookLeft   lookLeft     the avatar looks to its OWN left: ParamEyeBallX > 0 (the screen's
                             right); LookRight / lookRight its negative part
+
+Perfect sync (`perfect_sync`, on by default, the bridge parameter vmc_perfect_sync): after the
+presets, the frame's 52 ARKit blendshapes under ARKit's own names (eyeBlinkLeft, jawOpen,
+mouthSmileLeft, ..., 0..1; the avatar's own sides after the bridge's mirror choice), the blend
+shape clip names VSeeFace, VNyan and Warudo map a perfect-sync model's shapes by. Receivers
+without such clips ignore them. Nothing extra is sent while the frame has none.
 
 The Look* shapes are for models whose eyes are blend shapes; models with eye bones take the
 LeftEye/RightEye bones. Without the Live2D parameters in the frame they come from frame.eye
@@ -152,7 +159,7 @@ def _clamp01(v) -> float:
 
 def _frame_finite(frame) -> bool:
     try:
-        values = (*frame.euler, *frame.eye, *frame.blink, frame.mouth, *frame.params.values())
+        values = (*frame.euler, *frame.eye, *frame.blink, frame.mouth, *frame.params.values(), *frame.blendshapes.values())
         return all(math.isfinite(float(v)) for v in values)
     except (TypeError, ValueError):
         return False
@@ -167,7 +174,7 @@ class VMCOutput:
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT,
                  expressions: str = "vrm0", bone_positions: dict | None = None,
                  send_eyes: bool = True, look_blendshapes: bool = True,
-                 look_range_deg: float = 30.0):
+                 look_range_deg: float = 30.0, perfect_sync: bool = True):
         if expressions not in EXPRESSIONS:
             raise ValueError(f"expressions must be one of {sorted(EXPRESSIONS)}, not {expressions!r}")
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -175,6 +182,7 @@ class VMCOutput:
         self.host, self.port, self.send_eyes = host, int(port), bool(send_eyes)
         self.expressions, self.names = expressions, EXPRESSIONS[expressions]
         self.look_blendshapes, self.look_range_deg = bool(look_blendshapes), float(look_range_deg)
+        self.perfect_sync = bool(perfect_sync)
         self.bone_positions = {}
         for bone, pos in (bone_positions or {}).items():
             if bone not in BONES:
@@ -207,6 +215,8 @@ class VMCOutput:
             x, y = self.look(frame)
             out += [(n["look_up"], _clamp01(y)), (n["look_down"], _clamp01(-y)),
                     (n["look_left"], _clamp01(x)), (n["look_right"], _clamp01(-x))]
+        if self.perfect_sync:
+            out += [(name, _clamp01(v)) for name, v in frame.blendshapes.items()]
         return out
 
     def look(self, frame: AvatarFrame) -> tuple:

@@ -70,6 +70,13 @@ A mirrored avatar turns and tilts to the screen side the user turns and tilts to
 clamped (VTS itself reports FaceAngleX beyond 30 for a turned head; its mapping clamps), only
 limited to +-90; everything else is clamped to its range. vtb's frame has no face position, so
 FacePositionX/Y/Z are left to VTS; vowels have no default VTS input.
+
+Perfect sync: the frame's 52 ARKit blendshapes (0..1, already mirrored by the bridge) go to
+custom parameters named by `custom_parameter` (vtbEyeBlinkLeft, ...), created with
+ParameterCreationRequest (min 0, max 1, default 0) the first time a frame carries them on a
+connection (VTS keeps them; creating one again that this plugin made updates it). A parameter is
+injected once VTS has confirmed its creation; one VTS refused (an APIError) is left out, counted
+in `parameter_errors`, and does not pause the injections.
 """
 from __future__ import annotations
 
@@ -104,6 +111,14 @@ PARAM_RANGES = {
     "Brows": (0.0, 1.0), "BrowLeftY": (0.0, 1.0), "BrowRightY": (0.0, 1.0),
 }
 HEAD_ANGLE_LIMIT = 90.0
+# The ARKit blendshapes go to custom parameters (VTS: 4 to 32 letters and digits, unique):
+# "vtb" + the ARKit name with a capital first letter (vtbEyeBlinkLeft, vtbJawOpen, ...), so they
+# never clash with VTS's own input parameters (its iPhone tracking has JawOpen, CheekPuff, ...).
+CUSTOM_PREFIX = "vtb"
+
+
+def custom_parameter(arkit_name: str) -> str:
+    return CUSTOM_PREFIX + arkit_name[:1].upper() + arkit_name[1:]
 
 log = logging.getLogger("vtb_bridge.vtube_studio")
 
@@ -209,12 +224,15 @@ class VTubeStudioOutput:
         self._request_no = 0
         self._backoff = 0.0            # current pause after injection errors, seconds (0: none)
         self._backoff_until = 0.0      # loop time until which nothing is injected
+        self._created = set()          # custom parameters VTS confirmed, this connection
+        self._creating = {}            # requestID -> custom parameter name, awaiting VTS's answer
+        self._refused = set()          # custom parameters VTS refused, this connection: not asked again
 
         self.state = "stopped"
         self.last_error = ""
         self._c = dict(frames=0, superseded=0, injections=0, injection_ok=0, api_errors=0,
                        backoffs=0, untracked=0, connects=0, failures=0, token_requests=0, tokens_saved=0,
-                       auth_ok=0, auth_rejected=0)
+                       auth_ok=0, auth_rejected=0, parameters_created=0, parameter_errors=0)
         if start:
             self.start()
 
@@ -367,6 +385,7 @@ class VTubeStudioOutput:
                 self._delay = min(self._delay * 2.0, self.reconnect_max)
 
     async def _session(self, ws):
+        self._created, self._creating, self._refused = set(), {}, set()
         await self._authenticate(ws)
         self._delay = self.reconnect_min
         self._backoff, self._backoff_until = 0.0, 0.0
@@ -440,6 +459,9 @@ class VTubeStudioOutput:
 
     def _injection(self, frame: AvatarFrame) -> dict:
         values = vts_parameters(frame, self.eye_range_deg)
+        for name, v in frame.blendshapes.items():
+            if custom_parameter(name) in self._created:
+                values[custom_parameter(name)] = _clamp(_finite(v), 0.0, 1.0)
         return self._message("InjectParameterDataRequest", {
             "faceFound": bool(frame.tracked), "mode": "set",
             "parameterValues": [{"id": k, "value": round(v, 6)} for k, v in values.items()]})
@@ -453,6 +475,17 @@ class VTubeStudioOutput:
             if not isinstance(answer, dict):
                 continue
             kind = answer.get("messageType")
+            created = self._creating.pop(answer.get("requestID"), None)
+            if created is not None:          # the answer to a ParameterCreationRequest
+                if kind == "ParameterCreationResponse":
+                    self._created.add(created)
+                    self._count("parameters_created")
+                else:
+                    self._refused.add(created)
+                    self._count("parameter_errors")
+                    data = answer.get("data", {}) or {}
+                    self._error(f"VTube Studio refused parameter {created}: {data.get('errorID')} {data.get('message', '')}")
+                continue
             if kind == "InjectParameterDataResponse":
                 self._count("injection_ok")
                 self._backoff = 0.0
@@ -488,6 +521,7 @@ class VTubeStudioOutput:
                 frame, seq = self._frame, self._frame_seq
             self._wake.clear()
             if frame is not None and frame.tracked:
+                await self._create_parameters(ws, frame)
                 await ws.send(json.dumps(self._injection(frame)))
                 with self._lock:
                     self._sent_seq = seq
@@ -504,6 +538,21 @@ class VTubeStudioOutput:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except TimeoutError:
                 pass
+
+    async def _create_parameters(self, ws, frame: AvatarFrame):
+        """Ask VTS once per connection for the custom parameters of the frame's blendshapes
+        (their answers are read by _read_answers)."""
+        pending = set(self._creating.values())
+        for name in frame.blendshapes:
+            param = custom_parameter(name)
+            if param in self._created or param in pending or param in self._refused:
+                continue
+            msg = self._message("ParameterCreationRequest", {
+                "parameterName": param, "explanation": f"vtb: ARKit blendshape {name}, 0..1",
+                "min": 0, "max": 1, "defaultValue": 0})
+            self._creating[msg["requestID"]] = param
+            pending.add(param)
+            await ws.send(json.dumps(msg))
 
     async def _stream(self, ws):
         tasks = [asyncio.create_task(self._read_answers(ws)),

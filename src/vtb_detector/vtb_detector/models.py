@@ -44,7 +44,7 @@ class ModelSpec:
     name: str
     member: str          # path of the tflite file inside the wheel
     tflite_sha256: str
-    input_size: int      # square input, pixels (face_blendshapes: its number of points)
+    input_size: int      # square input, pixels
     outputs: tuple       # output tensor names, in the order the runners return them
     description: str
 
@@ -100,10 +100,6 @@ BUNDLE_MODELS = {
                                  "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5", 256,
                                  ("Identity", "Identity_1"),
                                  "MediaPipe Face Landmarker's 478 points (mesh and irises) with face-presence score"),
-    "face_blendshapes": ModelSpec("face_blendshapes", "face_blendshapes.tflite",
-                                  "4f36dded049db18d76048567439b2a7f58f1daabc00d78bfe8f3ad396a2d2082", 146,
-                                  ("StatefulPartitionedCall:0",),
-                                  "MediaPipe's blendshape model: 146 landmarks (x, y pixels) to 52 coefficients"),
 }
 
 # A trained RetinaFace mobilenet0.25 (5 landmarks, dynamic input size), stored as ONNX bytes in

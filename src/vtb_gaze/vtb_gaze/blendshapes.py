@@ -47,25 +47,20 @@ NOT_ESTIMATED = ("tongueOut",)
 
 
 
-def swap_sides(name: str) -> str:
-    """eyeBlinkLeft <-> eyeBlinkRight, jawLeft <-> jawRight; other names unchanged (for a
-    mirrored avatar: the bridge's mirroring)."""
-    if name.endswith("Left"):
-        return name[:-4] + "Right"
-    if name.endswith("Right"):
-        return name[:-5] + "Left"
-    return name
-
 
 class BlendshapeEstimator:
     """`estimator(landmarks)` -> 52 values in 0..1 in the order of NAMES, or None when the
     landmarks are not 478 finite points. Landmarks: (478, 2+) pixels, MediaPipe's 478 order."""
 
-    def __init__(self, backend: str = "auto", threads: int = 1, models_dir=None, logger=None):
-        from vtb_detector.inference import ModelRunner
-        # LiteRT only: the bundle's models have no ONNX version (see vtb_detector.models)
-        self.runner = ModelRunner("face_blendshapes", "litert" if backend == "auto" else backend,
-                                  threads=threads, models_dir=models_dir, logger=logger)
+    def __init__(self, threads: int = 1, models_dir=None):
+        # LiteRT only: the bundle's models have no ONNX version (see vtb_detector.models); the
+        # interpreter is used directly (no vtb_detector.inference: that loads onnxruntime too)
+        from ai_edge_litert.interpreter import Interpreter
+        from vtb_detector.models import bundle_path
+        self._it = Interpreter(model_path=str(bundle_path("face_blendshapes.tflite", models_dir)), num_threads=threads)
+        self._it.allocate_tensors()
+        self._in = self._it.get_input_details()[0]["index"]
+        self._out = self._it.get_output_details()[0]["index"]
 
     def __call__(self, landmarks) -> np.ndarray | None:
         lm = np.asarray(landmarks, np.float32)
@@ -74,7 +69,9 @@ class BlendshapeEstimator:
         points = lm[LANDMARK_SUBSET, :2]
         if not np.isfinite(points).all():
             return None
-        raw = self.runner(np.ascontiguousarray(points[None]))[0][0]
+        self._it.set_tensor(self._in, np.ascontiguousarray(points[None]))
+        self._it.invoke()
+        raw = self._it.get_tensor(self._out).reshape(-1)
         if not np.isfinite(raw).all():
             return None
         out = np.zeros(len(NAMES), np.float32)

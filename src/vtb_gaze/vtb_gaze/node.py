@@ -26,6 +26,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
+from vtb_common.face_ids import face_frame, face_token
 from vtb_common.node_main import run_node
 from vtb_detector.models import ModelError
 from vtb_common.parameters import any_value, declare_parameters, in_range
@@ -90,7 +91,8 @@ class GazeNode(Node):
         self.pending = {}      # stamp -> (FaceArray, arrival time)
         self.camera_matrix = None
         self.calibration_requested = False
-        self._blendshapes = None   # BlendshapeEstimator, loaded on first use
+        self._blendshapes = None   # BlendshapeEstimator (False: the model is missing)
+        self.blendshape_estimator()    # loaded now: a missing model is said at start
 
         self._broadcaster = TransformBroadcaster(self) if p["publish_tf"] else None
         self.tf = self._broadcaster
@@ -211,7 +213,8 @@ class GazeNode(Node):
                 open_threshold=self.p["blink_close_threshold"])
             gazes.gazes.append(self.gaze_msg(face.id, g))
             if self.tf is not None:
-                transforms.append(make_transform(faces.header.stamp, faces.header.frame_id, f"gaze_{face.id}",
+                transforms.append(make_transform(faces.header.stamp, faces.header.frame_id,
+                                                 face_frame("gaze_", face.id),
                                                  gaze_frame_rotation(g.direction, rotation), g.origin))
             if self.marker_pub is not None:
                 markers += self.arrows(faces.header, face.id, g)
@@ -231,13 +234,13 @@ class GazeNode(Node):
         return self.states[face_id]
 
     def blendshape_estimator(self) -> BlendshapeEstimator | None:
-        """The model, loaded on first use; None while `blendshapes` is off or the model is
-        missing (said once: the rest of FaceState still goes out)."""
+        """The model (loaded once); None while `blendshapes` is off or the model is missing
+        (said once: the rest of FaceState still goes out)."""
         if not self.p["blendshapes"] or self._blendshapes is False:
             return None
         if self._blendshapes is None:
             try:
-                self._blendshapes = BlendshapeEstimator(logger=self.get_logger())
+                self._blendshapes = BlendshapeEstimator()
             except ModelError as e:
                 self.get_logger().error(f"blendshapes off: {e}")
                 self._blendshapes = False
@@ -281,7 +284,7 @@ class GazeNode(Node):
     def arrows(header, face_id, g):
         out = []
         for i, eye in enumerate(g.eyes):
-            m = Marker(ns=f"gaze/{face_id}", id=i, type=Marker.ARROW, action=Marker.ADD,
+            m = Marker(ns=f"gaze/{face_token(face_id)}", id=i, type=Marker.ARROW, action=Marker.ADD,
                        lifetime=Duration(seconds=0.5).to_msg())
             m.header = header
             m.points = [_point(eye.eyeball_centre), _point(eye.eyeball_centre + 0.15 * eye.direction)]
