@@ -33,8 +33,13 @@ def test_detect_json(astronaut_png, model):
     assert abs(x + w / 2 - 225) < 12 and abs(y + h / 2 - 128) < 12
     assert face["score"] > 0.85 and len(face["id"]) == 4 and len(face["keypoints"]) == 6
     assert face["landmarks"] == 478 and face["landmark_confidence"] > 0.9
-    assert set(out["stages_ms"]) == {"detect", "crop", "landmarks", "iris", "total"}
+    assert set(out["stages_ms"]) == {"detect", "crop", "landmarks", "iris", "total", "blendshapes"}
     check_pose(face["pose"])
+    # the 52 ARKit blendshapes by name, 0..1: the astronaut's eyes are open and she smiles
+    shapes = face["blendshapes"]
+    assert len(shapes) == 52 and all(0.0 <= v <= 1.0 for v in shapes.values())
+    assert shapes["eyeBlinkLeft"] < 0.3 and shapes["eyeBlinkRight"] < 0.3 and shapes["tongueOut"] == 0
+    assert shapes["mouthSmileLeft"] > 0.3 and shapes["mouthSmileRight"] > 0.3
 
 
 def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):

@@ -1,10 +1,11 @@
 """The vtb command line. ./vtb sets up the environment, then runs this inside it.
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
-    vtb detect IMAGE... [--json]    faces and head poses in still images
+    vtb detect IMAGE... [--json]    faces, head poses and ARKit blendshapes in still images
     vtb bench perception|detector|graph|soak   speed against MediaPipe; the detector's naive vs
                                     fast path; the graph's latency and memory over DDS; a soak
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
+    vtb eval real|blendshapes       on real faces beside MediaPipe (FaceMesh; Face Landmarker)
     vtb run [--clip|--camera N|--video F|--images DIR]  the graph in one process
     vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
     vtb test [PYTEST ARGS]          the test suite
@@ -82,23 +83,32 @@ def pose_json(estimate) -> dict | None:
             "reprojection_error_px": round(float(estimate.reprojection_error_px), 3)}
 
 
-def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2) -> tuple[list, list[dict], float, dict]:
+def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2,
+                 blendshapes=None) -> tuple[list, list[dict], float, dict]:
     """One image as a still (FacePipeline.process_still: tracking reset, `passes` landmark
-    passes), then each face's head pose. Returns (FaceResults, faces as JSON, ms, ms per stage
-    summed over the passes)."""
+    passes), then each face's head pose and (with a vtb_gaze BlendshapeEstimator) its 52 ARKit
+    blendshapes, {name: value}, null without 478 landmarks. Returns (FaceResults, faces as JSON,
+    ms, ms per stage summed over the passes; "blendshapes" among them)."""
     import numpy as np
     t0 = time.perf_counter()
     found = pipeline.process_still(rgb, passes)
     stages = dict(pipeline.timings)
+    shapes = []
+    if blendshapes is not None:
+        t1 = time.perf_counter()
+        shapes = [blendshapes.named(f.landmarks) for f in found]
+        stages["blendshapes"] = 1e3 * (time.perf_counter() - t1)
     ms = 1e3 * (time.perf_counter() - t0)
     faces = []
-    for f in found:
+    for i, f in enumerate(found):
         # as the pose node gets them: x, y pixels and the mesh's relative depth (landmarks_z)
         estimate = estimator.estimate(np.asarray(f.landmarks, np.float32), camera_matrix)
         faces.append({"id": f.id, "box": [round(float(v), 1) for v in f.box], "score": round(float(f.score), 4),
                       "landmark_confidence": round(float(f.presence), 4), "landmarks": len(f.landmarks),
                       "keypoints": [[round(float(x), 1), round(float(y), 1)] for x, y in f.keypoints],
                       "pose": pose_json(estimate)})
+        if blendshapes is not None:
+            faces[-1]["blendshapes"] = {k: round(v, 4) for k, v in shapes[i].items()} if shapes[i] else None
     return found, faces, ms, stages
 
 
@@ -121,7 +131,7 @@ def cmd_detect(args) -> int:
     from vtb_detector.pipeline import FacePipeline
     from vtb_pose.pnp import HeadPoseEstimator
 
-    pipeline = estimator = None
+    pipeline = estimator = shapes = None
     results, failed = [], False
     for n, path in enumerate(args.image):
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -139,10 +149,13 @@ def cmd_detect(args) -> int:
             pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads,
                                     landmark_model=args.landmark_model, detector_options=options)
             estimator = HeadPoseEstimator()  # as the pose node with its default parameters
+            from vtb_gaze.blendshapes import BlendshapeEstimator
+            shapes = BlendshapeEstimator()
         first_run = all("error" in r for r in results)
         height, width = rgb.shape[:2]
         found, faces, ms, stages = detect_still(pipeline, estimator, rgb,
-                                                detect_camera_matrix(width, height, args.focal), args.passes)
+                                                detect_camera_matrix(width, height, args.focal), args.passes,
+                                                blendshapes=shapes)
         result = {"path": str(path), "width": width, "height": height, "ms": round(ms, 3),
                   "stages_ms": {k: round(v, 3) for k, v in stages.items()}, "faces": faces}
         results.append(result)
@@ -160,6 +173,9 @@ def cmd_detect(args) -> int:
                 print(f"  face {f['id']}: box x={x} y={y} w={w} h={h} score={f['score']:.3f} "
                       f"landmarks={f['landmarks']} confidence={f['landmark_confidence']:.2f}")
                 print(f"    {format_pose(f['pose'])}")
+                if f.get("blendshapes"):
+                    top = sorted(f["blendshapes"].items(), key=lambda kv: -kv[1])[:5]
+                    print("    blendshapes: " + ", ".join(f"{k} {v:.2f}" for k, v in top) + " (the 5 largest of 52)")
             if draw:
                 print(f"  drawn into {draw}")
     if args.json:
@@ -224,6 +240,15 @@ def cmd_eval(args) -> int:
             return 2
         result = run_real_eval(data, model=args.model, landmark_model=args.landmark_model,
                                with_mediapipe=not args.no_mediapipe, echo=lambda m: print(m, file=sys.stderr))
+        return report(result, format_table, args.json)
+    if args.what == "blendshapes":
+        from vtb_eval.blendshape_eval import format_table, run_blendshape_eval
+        data = args.data or default_real_data()
+        if args.data and not data.is_dir():
+            print(f"vtb eval blendshapes: no data at {data}", file=sys.stderr)
+            return 2
+        result = run_blendshape_eval(data if data.is_dir() else None, with_mediapipe=not args.no_mediapipe,
+                                     landmark_model=args.landmark_model, echo=lambda m: print(m, file=sys.stderr))
         return report(result, format_table, args.json)
     if args.what == "gaze":
         from vtb_eval.gaze_eval import format_table, run_gaze_eval
@@ -352,15 +377,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="accuracy: pose, gaze on renders of known ground truth; real on real "
                                      "labelled faces and videos, beside MediaPipe and a 6-point PnP")
-    p.add_argument("what", choices=["pose", "gaze", "real"])
+    p.add_argument("what", choices=["pose", "gaze", "real", "blendshapes"])
     p.add_argument("--method", default="procrustes", choices=["procrustes", "sqpnp", "iterative", "epnp"],
                    help="pose: the head-pose method reported")
-    p.add_argument("--data", type=Path, help="real: the data folder (default ../shared/realdata beside the checkout)")
+    p.add_argument("--data", type=Path, help="real, blendshapes: the data folder (default ../shared/realdata beside the checkout)")
     p.add_argument("--model", default="short", choices=["short", "full", "auto", "retinaface"],
                    help="real: vtb's detector model for the stills (default short; the videos run all three)")
     p.add_argument("--landmark-model", default="face_mesh", choices=["face_mesh", "face_landmarker"],
-                   help="real: vtb's landmark model (default face_mesh)")
-    p.add_argument("--no-mediapipe", action="store_true", help="real: skip the MediaPipe peer")
+                   help="real, blendshapes: vtb's landmark model (default face_mesh)")
+    p.add_argument("--no-mediapipe", action="store_true", help="real, blendshapes: skip the MediaPipe peer")
     p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_eval, needs_models=True)

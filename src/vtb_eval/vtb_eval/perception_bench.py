@@ -1,7 +1,9 @@
 """`vtb bench perception`: vtb's per-frame perception against MediaPipe's FaceMesh on the same
 frames, in the same run.
 
-vtb: FacePipeline (detect or track, 468-point mesh, iris) timed per frame and per stage.
+vtb: FacePipeline (detect or track, 468-point mesh, iris) timed per frame and per stage, then
+the blendshape stage (vtb_gaze.blendshapes, the gaze node's) on the frame's faces, reported
+beside the rest and in a second ratio ("with blendshapes").
 MediaPipe: FaceMesh(refine_landmarks=True, static_image_mode=False) in its own venv (it needs
 numpy < 2), timed around each process() call by mediapipe_peer. Both see the same clip; the
 first `warmup` frames of each are run before timing. No rclpy here.
@@ -33,15 +35,25 @@ def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "au
         clip = [f for f, _ in astronaut_clip(frames + warmup)]
         clip_name = "astronaut moved by translation, scale, rotation"
     clip = list(clip)[:frames + warmup]
+    from time import perf_counter
+
+    from vtb_gaze.blendshapes import BlendshapeEstimator
     pipeline = FacePipeline(threads=threads, backend=backend)
+    shapes = BlendshapeEstimator()
     for f in clip[:warmup]:
-        pipeline.process(f)
-    per_stage = {s: [] for s in STAGES}
+        for face in pipeline.process(f):
+            shapes(face.landmarks)
+    per_stage = {s: [] for s in STAGES + ("blendshapes", "total_with_blendshapes")}
     landmarks, ids, missed = [], set(), 0
     for f in clip[warmup:]:
         faces = pipeline.process(f)
         for s in STAGES:
             per_stage[s].append(pipeline.timings[s])
+        t0 = perf_counter()
+        for face in faces:
+            shapes(face.landmarks)
+        per_stage["blendshapes"].append(1e3 * (perf_counter() - t0))
+        per_stage["total_with_blendshapes"].append(per_stage["total"][-1] + per_stage["blendshapes"][-1])
         missed += not faces
         ids |= {face.id for face in faces}
         landmarks.append(faces[0].landmarks[:, :2] if faces else np.full((478, 2), np.nan, np.float32))
@@ -71,6 +83,7 @@ def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "au
         result["mediapipe_ms"] = result["mediapipe"]["median"]
         result["ratio"] = result["vtb_ms"] / result["mediapipe_ms"]
         result["ratio_p90"] = stages["total"]["p90"] / result["mediapipe"]["p90"]
+        result["ratio_with_blendshapes"] = stages["total_with_blendshapes"]["median"] / result["mediapipe_ms"]
         result["landmark_agreement_px"] = {"mean": float(dist.mean()), "iris_mean": float(dist[:, 468:].mean()),
                                            "frames_compared": int(both.sum())}
     return result
@@ -82,14 +95,18 @@ def format_table(r: dict) -> str:
              f"vtb: {r['vtb']['threads']} threads, models on {r['vtb']['backend']}; "
              f"{r['vtb']['detections']} detector runs, {len(r['vtb']['face_ids'])} face id(s), "
              f"{r['vtb']['frames_without_face']} frames without a face",
-             f"{'stage':<12}{'median':>9}{'p90':>9}"]
+             f"{'stage':<20}{'median':>9}{'p90':>9}"]
+    labels = {"total_with_blendshapes": "total+blendshapes"}
     for s, v in r["stages"].items():
-        lines.append(f"{'vtb ' + s:<12}{v['median']:>9.3f}{v['p90']:>9.3f}")
+        lines.append(f"{'vtb ' + labels.get(s, s):<20}{v['median']:>9.3f}{v['p90']:>9.3f}")
     if "mediapipe" in r:
         m = r["mediapipe"]
-        lines.append(f"{'mediapipe':<12}{m['median']:>9.3f}{m['p90']:>9.3f}   (FaceMesh {m['version']}, {m['options']})")
+        lines.append(f"{'mediapipe':<20}{m['median']:>9.3f}{m['p90']:>9.3f}   (FaceMesh {m['version']}, {m['options']})")
         lines.append(f"ratio vtb / mediapipe: {r['ratio']:.2f} (median), {r['ratio_p90']:.2f} (p90); goal <= 1.0: "
                      f"{'reached' if r['ratio'] <= 1.0 else 'NOT reached'}")
+        if "ratio_with_blendshapes" in r:
+            lines.append(f"ratio with vtb's blendshape stage: {r['ratio_with_blendshapes']:.2f} (median; MediaPipe's "
+                         "FaceMesh computes none)")
         a = r["landmark_agreement_px"]
         lines.append(f"landmarks vtb vs mediapipe: mean {a['mean']:.2f} px, iris {a['iris_mean']:.2f} px "
                      f"over {a['frames_compared']} frames")
