@@ -20,6 +20,8 @@ an AvatarParameters message or output frame holding a non-finite number is never
 Every output message carries its image's stamp and frame_id, once (part_matcher): an image
 that went out without its face state (face_state came more than match_wait_s after the rest)
 does not go out a second time when it comes, and a pose-only image keeps its stamp.
+/diagnostics: "vtb_bridge: avatar": perception arriving, avatar frames out (an image without a
+face counts as handled), time per image, the outputs' state (vtb_common.diagnostics).
 Parameters (vtb_common.parameters): live ones are checked and applied on set (LIVE), the others
 are read-only; a value given at start is checked the same way (STARTUP_CHECKS): a bad one
 (vmc_port 70000) stops the node with the reason, exit code 3.
@@ -32,6 +34,7 @@ from pathlib import Path
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
+from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
@@ -145,6 +148,8 @@ class BridgeNode(Node):
         self.create_service(Trigger, "calibrate_neutral", self.on_calibrate_neutral)
         self.create_service(Trigger, "reset_neutral", self.on_reset_neutral)
         self.connect_page_commands()
+        self.health = StageHealth("avatar", latency_warn_s=0.05)
+        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values)
         self.create_timer(1 / 30, self.ease_when_lost)
 
     @staticmethod
@@ -228,6 +233,7 @@ class BridgeNode(Node):
 
     # inputs: gather the parts of one image ---------------------------------------------
     def on_part(self, part, msg):
+        self.health.note_input()
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         late = self.matcher.late
         entry = self.matcher.add(key, part, msg, time.monotonic())
@@ -245,12 +251,13 @@ class BridgeNode(Node):
 
     # processing ----------------------------------------------------------------------
     def process(self, key, entry):
+        t0 = time.monotonic()
         try:
             inputs = self.inputs_of(key, entry)
-            if inputs is None:
-                return
-            self.last_seen = time.monotonic()
-            self.emit(self.mapper.update(inputs), header_source(entry))
+            if inputs is not None:
+                self.last_seen = time.monotonic()
+                self.emit(self.mapper.update(inputs), header_source(entry))
+            self.health.note_output(time.monotonic() - t0)     # no face is handled too
         except Exception as e:  # one bad message must not stop the node
             self.get_logger().error(f"avatar update failed: {e!r}", throttle_duration_sec=5.0)
 
@@ -294,6 +301,15 @@ class BridgeNode(Node):
                       head=(pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None,
                       gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze else None,
                       state=fields, blendshapes=shapes)
+
+    def _diagnostic_values(self) -> dict:
+        values = {f"rejected {k}": str(v) for k, v in self.rejected.items()}
+        for out in self.outputs:
+            counters = getattr(out, "counters", None)
+            if callable(counters):
+                c = counters()
+                values[type(out).__name__] = ", ".join(f"{k} {v}" for k, v in c.items() if not isinstance(v, dict))[:200]
+        return values
 
     def reject(self, part, face_id, what=""):
         """Count a bad input; one throttled log line."""

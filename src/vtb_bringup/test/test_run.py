@@ -64,7 +64,14 @@ def test_run_on_the_clip_publishes_every_topic(ros, start_process):
     assert all(t.header.frame_id == "camera_optical_frame" for m in got["/tf"] for t in m.transforms)
     params = got["/vtb/avatar_parameters"][-1]
     assert params.face_id == face_id and {"ParamAngleX", "ParamEyeLOpen", "ParamMouthOpenY"} <= set(params.names)
-    assert any(s.name.startswith("vtb_detector") for m in got["/diagnostics"] for s in m.status)
+    # /diagnostics from every node, OK while the clip plays (the last status of each)
+    ros.spin_for(2.0)
+    last = {s.name: s for m in got["/diagnostics"] for s in m.status}
+    assert {"vtb_detector: perception", "vtb_pose: head pose", "vtb_gaze: gaze and face state",
+            "vtb_bridge: avatar"} <= set(last), set(last)
+    assert all(s.level == b"\x00" for s in last.values()), {n: (s.level, s.message) for n, s in last.items()}
+    # the FaceState carries the 52 ARKit blendshapes
+    assert len(got["/vtb/face_state"][-1].states[0].blendshapes) == 52
 
     # the per-face PoseStamped topic exists once a face is tracked
     per_face = []

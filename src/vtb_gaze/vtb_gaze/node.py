@@ -8,6 +8,8 @@ A thin adapter around the rclpy-free GazeEstimator and FaceStateEstimator. Topic
   face_state          vtb_msgs/FaceStateArray
   gaze_markers        visualization_msgs/MarkerArray: one arrow per eye
   /tf                 gaze_<id> (REP-155: z along the gaze, x right, y down) in the image's frame
+  /diagnostics        "vtb_gaze: gaze and face state": faces arriving, states published, time
+                      per message (vtb_common.diagnostics: WARN/ERROR when it stalls)
 Services: calibrate_gaze (std_srvs/Trigger: "look at the camera" for the next frames),
           reset_eye_calibration (std_srvs/Trigger: forget the learned eye-openness range).
 
@@ -26,6 +28,7 @@ from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
+from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.face_ids import face_frame, face_token
 from vtb_common.node_main import run_node
 from vtb_detector.models import ModelError
@@ -105,6 +108,11 @@ class GazeNode(Node):
         self.create_service(Trigger, "calibrate_gaze", self.on_calibrate)
         self.create_service(Trigger, "reset_eye_calibration", self.on_reset)
         self.create_timer(0.05, self.flush_unmatched)
+        # outputs may wait pose_wait_s for their pose: a stall is well beyond that
+        self.health = StageHealth("gaze and face state", latency_warn_s=0.05)
+        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=lambda: {
+            "faces": str(len(self.states)), "waiting for a pose": str(len(self.pending)),
+            "blendshapes": "on" if self._blendshapes else "off"})
 
     def _apply_parameters(self, p: dict, changed: set):
         """A parameter set (the executor's thread, as the callbacks): see LIVE."""
@@ -140,6 +148,7 @@ class GazeNode(Node):
         self.camera_matrix = camera[0]
 
     def on_faces(self, msg: FaceArray):
+        self.health.note_input()
         self.pending[(msg.header.stamp.sec, msg.header.stamp.nanosec)] = (msg, time.monotonic())
 
     def on_poses(self, msg: HeadPoseArray):
@@ -170,8 +179,10 @@ class GazeNode(Node):
 
     # processing ---------------------------------------------------------------------------
     def guarded(self, faces, poses):
+        t0 = time.monotonic()
         try:
             self.process(faces, poses)
+            self.health.note_output(time.monotonic() - t0)
         except Exception as e:  # one bad message must not stop the node
             self.get_logger().error(f"gaze failed: {e!r}", throttle_duration_sec=5.0)
 

@@ -10,6 +10,8 @@ A thin adapter around the rclpy-free HeadPoseEstimator and PoseFilter. Topics (r
   markers                  visualization_msgs/MarkerArray: face axes and the 3D landmark mesh
   /tf                      face_<id> in the image's frame (tf2_ros, or tf2_msgs on /tf with
                            tf2's QoS where tf2_ros is not installed)
+  /diagnostics             "vtb_pose: head pose": faces arriving, poses published, time per
+                           message (vtb_common.diagnostics: WARN/ERROR when it stalls)
 <id> in a name is the id mapped by vtb_common.face_ids (documented there and in Face.msg): a
 detector id such as "f3a9" as it is, "1a2b" as id_1a2b in topics, anything else ('', '/',
 unicode, too long) a cleaned prefix and a short hash, so every id gives valid names. At most
@@ -26,6 +28,7 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
 from std_msgs.msg import ColorRGBA
 from visualization_msgs.msg import Marker, MarkerArray
+from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.face_ids import face_frame, face_token, face_topic_token
 from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
@@ -106,6 +109,10 @@ class PoseNode(Node):
         self.marker_pub = self.create_publisher(MarkerArray, "markers", 10) if p["publish_markers"] else None
         self.create_subscription(FaceArray, "faces", self.on_faces, 10)
         self.create_subscription(CameraInfo, "camera_info", self.on_camera_info, qos_profile_sensor_data)
+        self.health = StageHealth("head pose", latency_warn_s=0.05)
+        self.faces_posed = 0
+        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=lambda: {
+            "faces posed": str(self.faces_posed), "face topics": str(len(self.face_pubs))})
 
     @staticmethod
     def _make_estimator(p):
@@ -151,8 +158,11 @@ class PoseNode(Node):
         return default_intrinsics(msg.image_width, msg.image_height), None
 
     def on_faces(self, msg: FaceArray):
+        t_in = time.monotonic()
+        self.health.note_input(t_in)
         try:
             self.process(msg)
+            self.health.note_output(time.monotonic() - t_in)
         except Exception as e:  # one bad message must not stop the node
             self.get_logger().error(f"faces message failed: {e!r}", throttle_duration_sec=5.0)
 
@@ -184,6 +194,7 @@ class PoseNode(Node):
                 self.states.pop(face.id, None)
                 pose = HeadPose(face_id=face.id, valid=False)
             out.poses.append(pose)
+            self.faces_posed += pose.valid
         self.forget(seen, now)
         self.pub.publish(out)
         if transforms:
