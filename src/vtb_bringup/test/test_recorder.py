@@ -233,7 +233,6 @@ def test_record_into_a_path_that_cannot_be_a_folder_is_refused(tmp_path, target,
     import subprocess
     import sys
     (tmp_path / "a_file").write_text("x")
-    t0 = __import__("time").monotonic()
     r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "run", "--clip", "--frames", "5", "--outputs", "none",
                         "--record", str(tmp_path / target)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stdout + r.stderr

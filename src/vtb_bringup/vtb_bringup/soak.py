@@ -84,12 +84,13 @@ class PageClient:
         self.events += 1
 
     def connect(self, timeout: float) -> bool:
+        import socketio
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 self.sio.connect(self.url, namespaces=[self.namespace], transports=["websocket"], wait_timeout=3)
                 return True
-            except Exception:   # socketio.exceptions.ConnectionError: the server is not up yet
+            except socketio.exceptions.ConnectionError:   # the server is not up yet
                 time.sleep(1.0)
         return False
 
@@ -98,10 +99,7 @@ class PageClient:
         return self.sio.connected
 
     def close(self):
-        try:
-            self.sio.disconnect()
-        except Exception:   # already gone with the graph
-            pass
+        self.sio.disconnect()   # nothing to do when already gone with the graph
 
 
 # the soak ----------------------------------------------------------------------------------
@@ -157,6 +155,7 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak)."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
+
     from . import graph
     seconds = 60.0 * minutes
     warmup = min(WARMUP_S, seconds / 5) if warmup is None else warmup
@@ -181,7 +180,7 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     log = open(log_path, "w")
     # its own session: a Ctrl-C at the terminal reaches this process, which then stops the graph
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    alive = lambda: proc.poll() is None   # noqa: E731
+    alive = lambda: proc.poll() is None
 
     def output() -> str:
         return log_path.read_text(errors="replace")[-3000:]
@@ -255,7 +254,7 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
 
 def format_sample(s: dict) -> str:
     lat = s["latency_ms"]
-    f = lambda v: f"{v:6.1f}" if v is not None else "     -"   # noqa: E731
+    f = lambda v: f"{v:6.1f}" if v is not None else "     -"
     return (f"{s['t_s']:7.0f} {s['rss_mb']:7.1f} {s['cpu_percent']:6.1f} {s['fds']:4d} {f(lat['p50'])} {f(lat['p95'])} "
             f"{s['answers_per_s']:6.1f} {s['page_events_per_s']:6.1f}")
 
@@ -270,7 +269,7 @@ def format_table(r: dict) -> str:
     lines.append("(RSS: the graph's processes; CPU: % of one core over the window; latency in ms over the window, "
                  "image stamp -> /avatar_parameters; page/s: Socket.IO events the page client read)")
     v = r["verdict"]
-    word = lambda ok: "pass" if ok else "FAIL"   # noqa: E731
+    word = lambda ok: "pass" if ok else "FAIL"
     slope, rss, lat = v["rss_slope_mb_per_min"], v["graph_rss_mb"], v["latency_flat"]
     lines.append(f"RSS slope after warm-up < {slope['goal']:g} MB/min: {word(slope['passed'])} ({slope['value']} MB/min)")
     lines.append(f"graph RSS < {rss['goal']:g} MB: {word(rss['passed'])} (max {rss['value']} MB)")
