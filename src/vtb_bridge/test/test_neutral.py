@@ -204,7 +204,7 @@ def test_the_server_answers_commands_only_to_token_holders_and_only_well_formed(
     from vtb_bridge.avatar_server import AvatarServer
     calls = []
     server = AvatarServer(port=0, token="t0ken-for-commands")
-    server.commands["calibrate_neutral"] = lambda: (calls.append(1), (True, "neutral: test"))[1]
+    server.commands["calibrate_neutral"] = lambda data: (calls.append(data), (True, "neutral: test"))[1]
     url = server.start()
     try:
         client = socketio.Client(reconnection=False)

@@ -24,6 +24,10 @@ avatar's rest; from then on the head's rotation is taken relative to that rest p
 minus that rest gaze, before mirroring, so every output (and the robot head) starts from the
 user's own "straight ahead". Kept until `reset_neutral()` or the process ends.
 
+Settings (the built-in page's, also bridge parameters; `config` keys of the same names):
+`head_sensitivity` and `eye_sensitivity` scale the head's and the gaze's angles (after the
+neutral, before the gains), `smoothing` scales every time constant (1: as configured, 0: none).
+
 The 52 ARKit blendshapes (FaceState.blendshapes, "perfect sync") pass through to every output
 as `AvatarFrame.blendshapes`: clipped to 0..1, followed with `blendshape_smoothing_s` (YAML,
 default 0.03 s), the Left/Right names swapped with mirror on (as the eyes), eased to 0 when the
@@ -163,15 +167,20 @@ class AvatarMapper:
         # ARKit blendshapes: passed through (mirrored like the eyes), followed with this time
         # constant; eased to 0 when the face is lost
         self.blendshape_smoothing_s = float(self.config.get("blendshape_smoothing_s", 0.03))
+        # the page's settings (also bridge parameters): the head's and the eyes' motion scaled,
+        # every time constant scaled (1: as the YAML says, 0: none)
+        self.head_sensitivity = float(self.config.get("head_sensitivity", 1.0))
+        self.eye_sensitivity = float(self.config.get("eye_sensitivity", 1.0))
+        self.smoothing = float(self.config.get("smoothing", 1.0))
         self.blendshapes = {}
         self._init_neutral()
 
     def sources(self, inputs: Inputs) -> dict:
         src = {}
         if inputs.head is not None:
-            src["head_yaw"], src["head_pitch"], src["head_roll"] = inputs.head
+            src["head_yaw"], src["head_pitch"], src["head_roll"] = (self.head_sensitivity * v for v in inputs.head[:3])
         if inputs.gaze is not None:
-            src["gaze_yaw"], src["gaze_pitch"] = inputs.gaze
+            src["gaze_yaw"], src["gaze_pitch"] = (self.eye_sensitivity * v for v in inputs.gaze[:2])
         if inputs.state:
             src.update(inputs.state)
         if self.mirror:
@@ -264,10 +273,11 @@ class AvatarMapper:
             target = float(np.clip(spec.gain * float(src[spec.source]), spec.min, spec.max))
             if not math.isfinite(target):
                 continue
-            self.values[name] = self._follow(self.values[name], target, spec.smoothing, dt)
+            self.values[name] = self._follow(self.values[name], target, self.smoothing * spec.smoothing, dt)
         for name, value in (inputs.blendshapes or {}).items():
             name = swap_sides(name) if self.mirror else name
-            self.blendshapes[name] = self._follow(self.blendshapes.get(name, value), value, self.blendshape_smoothing_s, dt)
+            self.blendshapes[name] = self._follow(self.blendshapes.get(name, value), value,
+                                                  self.smoothing * self.blendshape_smoothing_s, dt)
         self.last_raw = src
         return self.frame(inputs.stamp, tracked=True)
 

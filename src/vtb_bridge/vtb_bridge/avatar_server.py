@@ -283,7 +283,11 @@ class AvatarServer:
         self._locked = {}        # address -> monotonic time its lockout ends
         self._warn = _Throttled(log, log_every_s)
         self.clients = set()     # connected sids in the namespace
-        self.commands = {}       # client command name -> callable() -> (success, message)
+        # client command name -> callable(data: dict) -> (success, message); set by the bridge
+        self.commands = {}
+        # the avatar settings the page shows and may change (`settings` command, set by the
+        # bridge); sent to every page on connect and whenever publish_settings() is called
+        self.settings = {}
         self._lock = threading.Lock()
         self._slot = None
         self._loop = None
@@ -411,6 +415,8 @@ class AvatarServer:
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
             self.clients.add(sid)
             log.info("page connected (%d connected)", len(self.clients))
+            if self.settings:
+                await sio.emit("settings", dict(self.settings), to=sid, namespace=ns)
 
         @sio.on("disconnect", namespace=ns)
         async def _disconnect(sid, *_args):
@@ -470,19 +476,28 @@ class AvatarServer:
         await asyncio.gather(*rest, return_exceptions=True)
 
     async def _command(self, event, sid, args, size):
-        """A page's command (e.g. calibrate_neutral): at most one small dict argument; the
-        callable runs off the loop; its (success, message) is the acknowledgement."""
+        """A page's command (calibrate_neutral, settings): at most one small dict argument, given
+        to the callable (run off the loop); its (success, message) is the acknowledgement."""
         if len(args) > 1 or (args and not isinstance(args[0], dict)) or size > 1024:
             self.rejected += 1
             self._warn.warning("command", "rejected a malformed %s from %s", event, sid)
             return {"success": False, "message": "malformed request"}
         try:
-            ok, message = await asyncio.get_running_loop().run_in_executor(None, self.commands[event])
+            data = dict(args[0]) if args else {}
+            ok, message = await asyncio.get_running_loop().run_in_executor(None, self.commands[event], data)
         except Exception as e:  # noqa: BLE001 - the caller's callable
             log.warning("%s from %s failed: %r", event, sid, e)
             ok, message = False, f"{event} failed: {e}"
         log.info("page %s: %s -> %s", sid, event, message)
         return {"success": bool(ok), "message": str(message)}
+
+    def publish_settings(self, settings: dict) -> None:
+        """New avatar settings (any thread): kept for pages that connect later and sent to the
+        connected ones now."""
+        self.settings = dict(settings)
+        if self._loop is not None and self._sio is not None:
+            asyncio.run_coroutine_threadsafe(
+                self._sio.emit("settings", dict(self.settings), namespace=self.namespace), self._loop)
 
     # ---- Host check: DNS rebinding ----------------------------------------------------------
     def _own_host_names(self) -> frozenset:
@@ -624,7 +639,8 @@ class AvatarServer:
         if self.live2d_dir is not None:
             scripts = [f"/live2d/{n}" for n in LIVE2D_SCRIPTS if (self.live2d_dir / n).is_file()]
         return web.json_response({"namespace": self.namespace, "event": self.event,
-                                  "live2d_scripts": scripts, "token_required": self.token is not None})
+                                  "live2d_scripts": scripts, "token_required": self.token is not None,
+                                  "settings": dict(self.settings)})
 
 
 def main(argv=None):

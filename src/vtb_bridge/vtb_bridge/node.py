@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
@@ -39,13 +40,18 @@ from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
+from . import avatar_settings
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
 from .avatar_server import parse_allowed_hosts
 from .part_matcher import PartMatcher, header_source
 
 PARAMETERS = [
     ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
-    ("mirror", True, "mirror left and right, so the avatar moves like a mirror image of the user (overrides the YAML)"),
+    ("mirror", True, "mirror left and right, so the avatar moves like a mirror image of the user (overrides the YAML; a page setting)"),
+    ("head_sensitivity", 1.0, "the head's motion scaled, 0..3 (1: as measured; a page setting)"),
+    ("eye_sensitivity", 1.0, "the gaze scaled, 0..3 (a page setting)"),
+    ("smoothing", 1.0, "every avatar parameter's time constant scaled, 0..5 (1: the YAML's, 0: none; a page setting)"),
+    ("settings_file", "", "where the page settings (mirror, sensitivities, smoothing) are kept across restarts; empty: ~/.config/vtb/avatar_settings.json; 'none': not kept"),
     ("lost_after_s", 0.3, "after this long without the face, the parameters ease back to neutral, seconds"),
     ("match_wait_s", 0.05, "how long an image's perception waits for its missing parts (pose, gaze) before going out, seconds"),
     ("socketio_url", "", "Socket.IO server to stream result_data to (namespace /kizuna), e.g. http://127.0.0.1:6789; empty: off"),
@@ -95,6 +101,10 @@ LIVE = {
     "vmc_host": host_check,
     "vmc_port": in_range(1, 65535),
     "vmc_perfect_sync": any_value,
+    "mirror": lambda v: avatar_settings.check("mirror", v),
+    "head_sensitivity": lambda v: avatar_settings.check("head_sensitivity", v),
+    "eye_sensitivity": lambda v: avatar_settings.check("eye_sensitivity", v),
+    "smoothing": lambda v: avatar_settings.check("smoothing", v),
 }
 # also checked at start (a read-only value can only be given there)
 STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check}
@@ -130,7 +140,12 @@ class BridgeNode(Node):
             raise ParameterError("; ".join(bad))
         self.p = p
         config = load_config(p["config_file"] or self.default_config())
-        config["mirror"] = p["mirror"]
+        # the page's settings: the file's, where the parameter was left at its default
+        self.settings_path = None if p["settings_file"] == "none" else \
+            Path(p["settings_file"]).expanduser() if p["settings_file"] else avatar_settings.default_path()
+        saved = avatar_settings.load(self.settings_path)
+        settings = {n: saved[n] if n in saved and p[n] == d else p[n] for n, d in avatar_settings.DEFAULTS.items()}
+        config.update(settings)
         self.config = config
         self.mapper = AvatarMapper(config)
         self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
@@ -148,6 +163,12 @@ class BridgeNode(Node):
         self.create_service(Trigger, "calibrate_neutral", self.on_calibrate_neutral)
         self.create_service(Trigger, "reset_neutral", self.on_reset_neutral)
         self.connect_page_commands()
+        restored = [Parameter(n, value=v) for n, v in settings.items() if v != p[n]]
+        if restored:   # so `ros2 param get` says what is in effect
+            self.set_parameters(restored)
+            self.get_logger().info(f"page settings from {self.settings_path}: " +
+                                   ", ".join(f"{q.name}={q.value!r}" for q in restored))
+        self.publish_settings()
         self.health = StageHealth("avatar", latency_warn_s=0.05)
         self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values)
         self.create_timer(1 / 30, self.ease_when_lost)
@@ -193,6 +214,16 @@ class BridgeNode(Node):
         read from self.p (the dict declare_parameters keeps up to date)."""
         if "match_wait_s" in changed:
             self.matcher.wait_s = float(p["match_wait_s"])
+        if changed & set(avatar_settings.SETTINGS) and hasattr(self, "mapper"):
+            for name in changed & set(avatar_settings.SETTINGS):
+                setattr(self.mapper, name, p[name] if name == "mirror" else float(p[name]))
+            if self.settings_path is not None:
+                try:
+                    avatar_settings.save(self.settings_path, {n: p[n] for n in avatar_settings.SETTINGS})
+                except OSError as e:
+                    self.get_logger().warning(f"page settings not kept: {self.settings_path}: {e}",
+                                              throttle_duration_sec=30.0)
+            self.publish_settings(p)
         if "server_allowed_hosts" in changed:
             for out in self.outputs:
                 if hasattr(out, "allowed_hosts"):
@@ -229,7 +260,28 @@ class BridgeNode(Node):
         """The built-in page's buttons: commands its server accepts from connected (token-checked) pages."""
         for out in self.outputs:
             if hasattr(out, "commands"):
-                out.commands["calibrate_neutral"] = lambda: self.calibrate_neutral("avatar page")
+                out.commands["calibrate_neutral"] = lambda data: self.calibrate_neutral("avatar page")
+                out.commands["settings"] = self.on_page_settings
+
+    def on_page_settings(self, data: dict):
+        """The page's settings panel: the values become the parameters (checked, applied, kept)."""
+        good, bad = avatar_settings.validated(data)
+        if bad:
+            return False, "; ".join(bad)
+        if not good:
+            return True, "nothing to change"
+        results = self.set_parameters([Parameter(n, value=v) for n, v in good.items()])
+        refused = [r.reason for r in results if not r.successful]
+        if refused:
+            return False, "; ".join(refused)
+        return True, "set " + ", ".join(f"{n}={v!r}" for n, v in good.items())
+
+    def publish_settings(self, p=None):
+        """The settings, to the pages (shown in their panel)."""
+        p = p or self.p
+        for out in self.outputs:
+            if hasattr(out, "publish_settings"):
+                out.publish_settings({n: p[n] for n in avatar_settings.SETTINGS})
 
     # inputs: gather the parts of one image ---------------------------------------------
     def on_part(self, part, msg):
