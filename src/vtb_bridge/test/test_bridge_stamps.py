@@ -83,7 +83,8 @@ LIVE_VALUES = {"lost_after_s": 0.5, "match_wait_s": 0.1, "server_allowed_hosts":
                "mirror": False, "head_sensitivity": 1.5, "eye_sensitivity": 0.5, "smoothing": 2.0}
 BAD_VALUES = [("vmc_port", 70000), ("vmc_port", 0), ("vmc_host", ""), ("vmc_host", "a b"),
               ("server_allowed_hosts", "a b"), ("server_allowed_hosts", "x:99999"),
-              ("match_wait_s", -1.0), ("lost_after_s", 0.0), ("vmc_perfect_sync", 3), ("head_sensitivity", 4.0), ("smoothing", -1.0), ("mirror", 1)]
+              ("match_wait_s", -1.0), ("lost_after_s", 0.0), ("vmc_perfect_sync", 3),
+              ("head_sensitivity", 4.0), ("smoothing", -1.0), ("mirror", 1)]
 
 
 def test_parameters_are_live_and_checked_or_read_only(ros):
