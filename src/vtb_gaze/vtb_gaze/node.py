@@ -21,14 +21,13 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Point, Vector3
-from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import ColorRGBA
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
+from vtb_common import markers as markers_lib
 from vtb_common.face_ids import face_frame, face_token
 from vtb_common.node_main import run_node
 from vtb_detector.models import ModelError
@@ -293,17 +292,11 @@ class GazeNode(Node):
 
     @staticmethod
     def arrows(header, face_id, g):
-        out = []
-        for i, eye in enumerate(g.eyes):
-            m = Marker(ns=f"gaze/{face_token(face_id)}", id=i, type=Marker.ARROW, action=Marker.ADD,
-                       lifetime=Duration(seconds=0.5).to_msg())
-            m.header = header
-            m.points = [_point(eye.eyeball_centre), _point(eye.eyeball_centre + 0.15 * eye.direction)]
-            m.scale = Vector3(x=0.003, y=0.006, z=0.01)
-            m.color = ColorRGBA(r=1.0, g=0.8 if eye.valid else 0.2, b=0.1, a=1.0 if eye.valid else 0.4)
-            m.pose.orientation.w = 1.0
-            out.append(m)
-        return out
+        """One arrow per eye, 15 cm along its gaze; faint when the eye is not valid."""
+        return [markers_lib.arrow(header, f"gaze/{face_token(face_id)}", i, eye.eyeball_centre,
+                                  eye.eyeball_centre + 0.15 * eye.direction,
+                                  (1.0, 0.8 if eye.valid else 0.2, 0.1, 1.0 if eye.valid else 0.4), (0.003, 0.006, 0.01))
+                for i, eye in enumerate(g.eyes)]
 
 
 def main(args=None):

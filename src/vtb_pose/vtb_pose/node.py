@@ -21,14 +21,14 @@ import sys
 import time
 
 import numpy as np
-from geometry_msgs.msg import Point, PoseStamped, Vector3
-from rclpy.duration import Duration
+from geometry_msgs.msg import Point, PoseStamped
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo
-from std_msgs.msg import ColorRGBA
-from visualization_msgs.msg import Marker, MarkerArray
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
 from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
+from vtb_common import markers as markers_lib
 from vtb_common.face_ids import face_frame, face_token, face_topic_token
 from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
@@ -262,25 +262,12 @@ class PoseNode(Node):
 
     def face_markers(self, stamp, frame, face_id):
         """Axes (x red, y green, z blue, 10 cm) and the model's landmarks, in the face frame."""
-        lifetime = Duration(seconds=0.5).to_msg()
-        markers = []
-        for i, (axis, color) in enumerate(zip(np.eye(3), [(1, 0, 0), (0, 1, 0), (0, 0, 1)])):
-            m = Marker(ns=f"face_axes/{face_id}", id=i, type=Marker.ARROW, action=Marker.ADD, lifetime=lifetime,
-                       frame_locked=True)
-            m.header.stamp, m.header.frame_id = stamp, frame
-            m.points = [Point(), Point(x=0.1 * axis[0], y=0.1 * axis[1], z=0.1 * axis[2])]
-            m.scale = Vector3(x=0.005, y=0.01, z=0.015)
-            m.color = ColorRGBA(r=float(color[0]), g=float(color[1]), b=float(color[2]), a=1.0)
-            m.pose.orientation.w = 1.0
-            markers.append(m)
-        mesh = Marker(ns=f"face_mesh/{face_id}", id=0, type=Marker.POINTS, action=Marker.ADD, lifetime=lifetime,
-                      frame_locked=True)
-        mesh.header.stamp, mesh.header.frame_id = stamp, frame
-        mesh.points = self.mesh_points()
-        mesh.scale = Vector3(x=0.002, y=0.002, z=0.0)
-        mesh.color = ColorRGBA(r=0.2, g=0.9, b=0.9, a=1.0)
-        mesh.pose.orientation.w = 1.0
-        markers.append(mesh)
+        header = Header(stamp=stamp, frame_id=frame)
+        markers = [markers_lib.arrow(header, f"face_axes/{face_id}", i, (0, 0, 0), 0.1 * axis, (*color, 1.0),
+                                     (0.005, 0.01, 0.015), frame_locked=True)
+                   for i, (axis, color) in enumerate(zip(np.eye(3), [(1, 0, 0), (0, 1, 0), (0, 0, 1)]))]
+        markers.append(markers_lib.points(header, f"face_mesh/{face_id}", 0, self.mesh_points(), (0.2, 0.9, 0.9, 1.0),
+                                          0.002, frame_locked=True))
         return markers
 
 
