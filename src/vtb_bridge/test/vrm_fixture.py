@@ -81,6 +81,9 @@ EXPRESSIONS_1 = {
     "oh": [("mouth", 0.7)],
 }
 CUSTOM_EXPRESSIONS = {"jawOpen": [("mouth", 1.0)]}
+# lookAt: a gaze of LOOK_IN degrees (or more) turns the eye bones LOOK_OUT degrees, in every
+# direction; larger than the usual 90 -> 10 so that a screenshot shows the eyes move
+LOOK_IN, LOOK_OUT = 45.0, 15.0
 # VRM 0.x presetName for each 1.0 preset name
 PRESET_0 = {"blink": "blink", "blinkLeft": "blink_l", "blinkRight": "blink_r",
             "aa": "a", "ih": "i", "ou": "u", "ee": "e", "oh": "o"}
@@ -210,7 +213,8 @@ def mesh_parts():
             parts[side + a] = (side + a, "body", _box(c, s), None)
     for side in ("left", "right"):
         x, y = SKELETON[side + "Eye"][1][0], SKELETON[side + "Eye"][1][1]
-        geo = _disc((x, y, _on_head(x, y)), 0.017, 0.020)
+        # 1 cm proud of the face, so that a disc turned LOOK_OUT degrees stays outside the head
+        geo = _disc((x, y, _on_head(x, y, front=0.010)), 0.017, 0.020)
         parts[side + "EyeDisc"] = (side + "Eye", "eye", geo, _collapse_y(geo[0], y))
     my = 1.475
     geo = _disc((0.0, my, _on_head(0.0, my)), 0.026, 0.004)
@@ -256,7 +260,7 @@ def vrm0_extension(bones, meshes) -> dict:
         return {"name": name, "presetName": preset, "isBinary": False, "materialValues": [],
                 "binds": [{"mesh": meshes[p][0], "index": 0, "weight": 100.0 * w} for p, w in binds]}
 
-    curve = {"curve": [0, 0, 0, 1, 1, 1, 1, 0], "xRange": 90, "yRange": 10}
+    curve = {"curve": [0, 0, 0, 1, 1, 1, 1, 0], "xRange": LOOK_IN, "yRange": LOOK_OUT}  # linear
     groups = [group(n[0].upper() + n[1:], PRESET_0[n], b) for n, b in EXPRESSIONS_1.items()]
     groups += [group(n, "unknown", b) for n, b in CUSTOM_EXPRESSIONS.items()]
     return {
@@ -294,7 +298,7 @@ def vrm1_extension(bones, meshes) -> dict:
                 "overrideMouth": "none",
                 "morphTargetBinds": [{"node": meshes[p][1], "index": 0, "weight": w} for p, w in binds]}
 
-    rng = {"inputMaxValue": 90.0, "outputScale": 10.0}
+    rng = {"inputMaxValue": LOOK_IN, "outputScale": LOOK_OUT}
     return {
         "specVersion": "1.0",
         "meta": {
