@@ -211,6 +211,18 @@ def _all_finite(payload) -> bool:
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SOCKETIO_JS = WEB_DIR / "vendor" / "socket.io.min.js"
+VRM_PAGE = WEB_DIR / "vrm.html"
+
+
+def _importmap_hash() -> str:
+    """The CSP source ('sha256-...') of vrm.html's inline import map, so no other inline script runs."""
+    import base64
+    import hashlib
+    import re
+    m = re.search(r'<script type="importmap">(.*?)</script>', VRM_PAGE.read_text(), re.S)
+    return "sha256-" + base64.b64encode(hashlib.sha256(m.group(1).encode()).digest()).decode()
+
+
 LIVE2D_SCRIPTS = ("live2dcubismcore.min.js", "pixi.min.js", "cubism4.min.js", "init.js")
 
 
@@ -254,7 +266,7 @@ class AvatarServer:
                  max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None,
                  also_emit=("result_download",), max_client_queue: int = 4,
                  max_token_failures: int = 5, token_window_s: float = 60.0, token_lockout_s: float = 30.0,
-                 log_every_s: float = 5.0, allowed_hosts=()):
+                 log_every_s: float = 5.0, allowed_hosts=(), vrm_file: str | Path | None = None):
         self.host = host
         self.port = port
         self.token = token or None
@@ -263,6 +275,8 @@ class AvatarServer:
         self.also_emit = tuple(e for e in also_emit if e != event)   # the same payload, other names
         self.max_message_bytes = int(max_message_bytes)
         self.live2d_dir = Path(live2d_dir).resolve() if live2d_dir else None
+        # the user's own VRM model, served as /model.vrm (the page loads it instead of the default avatar)
+        self.vrm_file = Path(vrm_file).expanduser().resolve() if vrm_file else None
         self.url = None
         # counters
         self.sent = 0            # frames broadcast
@@ -306,6 +320,8 @@ class AvatarServer:
             return self.url
         if not SOCKETIO_JS.is_file():
             raise FileNotFoundError(f"{SOCKETIO_JS} is missing (the vendored socket.io browser client)")
+        if self.vrm_file is not None and not self.vrm_file.is_file():
+            raise FileNotFoundError(f"vrm_file {self.vrm_file} is not a file")
         self._thread = threading.Thread(target=self._run, name="vtb-avatar-server", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -442,8 +458,14 @@ class AvatarServer:
         # the Host check runs before every route, Socket.IO's and the WebSocket upgrade included
         app = web.Application(client_max_size=self.max_message_bytes, middlewares=[self._host_guard])
         sio.attach(app)
-        app.router.add_get("/", self._page)
-        app.router.add_get("/index.html", self._page)
+        app.router.add_get("/", self._vrm_page if self.live2d_dir is None else self._page)
+        app.router.add_get("/index.html", self._vrm_page if self.live2d_dir is None else self._page)
+        app.router.add_get("/vrm", self._vrm_page)
+        app.router.add_get("/2d", self._page)
+        app.router.add_get("/model.vrm", self._model)
+        # the 3D page's modules and the vendored three.js / three-vrm, as files (no index, no symlinks)
+        app.router.add_static("/vrm/", WEB_DIR / "vrm", show_index=False, follow_symlinks=False)
+        app.router.add_static("/vendor/", WEB_DIR / "vendor", show_index=False, follow_symlinks=False)
         app.router.add_get("/socket.io.min.js", self._socketio_js)
         app.router.add_get("/config.json", self._config)
         if self.live2d_dir is not None:
@@ -631,6 +653,22 @@ class AvatarServer:
                                        "connect-src 'self'",
             "X-Content-Type-Options": "nosniff"})
 
+    async def _vrm_page(self, request):
+        # strict: scripts from this server only, plus the page's one inline import map (by its hash);
+        # three.js and three-vrm need no eval. blob:/data: for the textures GLTFLoader unpacks
+        return web.FileResponse(VRM_PAGE, headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": f"default-src 'self'; script-src 'self' '{_importmap_hash()}'; "
+                                       "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
+                                       "connect-src 'self' data: blob:; object-src 'none'; base-uri 'none'",
+            "X-Content-Type-Options": "nosniff"})
+
+    async def _model(self, request):
+        if self.vrm_file is None:
+            raise web.HTTPNotFound(text="no vrm_file configured\n")
+        return web.FileResponse(self.vrm_file, headers={"Content-Type": "model/gltf-binary",
+                                                        "Cache-Control": "no-store"})
+
     async def _socketio_js(self, request):
         return web.FileResponse(SOCKETIO_JS, headers={"Content-Type": "application/javascript"})
 
@@ -640,6 +678,7 @@ class AvatarServer:
             scripts = [f"/live2d/{n}" for n in LIVE2D_SCRIPTS if (self.live2d_dir / n).is_file()]
         return web.json_response({"namespace": self.namespace, "event": self.event,
                                   "live2d_scripts": scripts, "token_required": self.token is not None,
+                                  "vrm_url": "/model.vrm" if self.vrm_file is not None else None,
                                   "settings": dict(self.settings)})
 
 
