@@ -150,7 +150,7 @@ class BridgeNode(Node):
         self.mapper = AvatarMapper(config)
         self.robot = RobotHead(config.get("robot_head")) if p["joint_states_enabled"] else None
         self.matcher = PartMatcher(PARTS, p["match_wait_s"])   # an image's parts, by stamp
-        self.last_seen = None        # monotonic time of the last frame with the face
+        self.last_seen = None        # node-clock seconds of the last frame with the face (sim time too)
         self.last_frame_id = ""      # the frame_id of the last image's output
         self.rejected = {"head_poses": 0, "gaze": 0, "face_state": 0, "avatar_parameters": 0}
         self.outputs = self.make_outputs(p)
@@ -307,7 +307,7 @@ class BridgeNode(Node):
         try:
             inputs = self.inputs_of(key, entry)
             if inputs is not None:
-                self.last_seen = time.monotonic()
+                self.last_seen = self.get_clock().now().nanoseconds * 1e-9   # the node clock: bag time on a replay
                 self.emit(self.mapper.update(inputs), header_source(entry))
             self.health.note_output(time.monotonic() - t0)     # no face is handled too
         except Exception as e:  # one bad message must not stop the node
@@ -372,11 +372,11 @@ class BridgeNode(Node):
             throttle_duration_sec=5.0)
 
     def ease_when_lost(self):
-        if self.last_seen is None or time.monotonic() - self.last_seen < self.p["lost_after_s"]:
+        now = self.get_clock().now()
+        if self.last_seen is None or now.nanoseconds * 1e-9 - self.last_seen < self.p["lost_after_s"]:
             return
         if self.mapper.at_neutral():
             return
-        now = self.get_clock().now()
         self.emit(self.mapper.ease_to_neutral(now.nanoseconds * 1e-9), None, stamp=now.to_msg())
 
     def emit(self, frame, header_source, stamp=None):
