@@ -6,7 +6,7 @@
                                     fast path; the graph's latency and memory over DDS; a soak
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
     vtb eval real|blendshapes       on real faces beside MediaPipe (FaceMesh; Face Landmarker)
-    vtb run [--clip|--camera N|--video F|--images DIR]  the graph in one process
+    vtb run [--clip|--camera N|--video F|--images DIR|--bag BAG]  the graph in one process
     vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
     vtb test [PYTEST ARGS]          the test suite
 """
@@ -296,6 +296,13 @@ def make_source(args):
         return sources.video_source(args.video, rate=args.rate)
     if args.images:
         return sources.folder_source(args.images, rate=args.rate or 10.0)
+    if args.bag:
+        from .bag_source import bag_source
+        from .graph import resolve_topics
+        if args.loop:
+            raise sources.SourceError("--loop: a bag plays its recorded times once (ros2 bag play --loop "
+                                      "jumps /clock back; the graph's filters would see time run backwards)")
+        return bag_source(args.bag, resolve_topics(graph_arguments(args))["image"], rate=args.rate)
     return None
 
 
@@ -304,6 +311,9 @@ def cmd_run(args) -> int:
     from .recorder import RecordError
     from .runner import run
     from .sources import SourceError
+    if args.bag and not args.use_sim_time:
+        args.use_sim_time = True   # the nodes take the bag's time from /clock
+        print("vtb run: --bag: the nodes run with use_sim_time (time from the bag's /clock)", file=sys.stderr)
     try:
         source = make_source(args)
         return run(graph_arguments(args), source=source, loop=args.loop, executor=args.executor,
@@ -408,8 +418,12 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--camera", metavar="DEVICE", help="a webcam through OpenCV: index (0) or path (/dev/video0)")
     src.add_argument("--video", type=Path, metavar="FILE", help="a video file, at its own frame rate")
     src.add_argument("--images", type=Path, metavar="DIR", help="every image in a folder, in name order")
+    src.add_argument("--bag", type=Path, metavar="BAG",
+                     help="a rosbag2 folder (./vtb run --record BAG --record-images): its images and camera_info "
+                          "with their recorded stamps, /clock at the recorded times, the nodes on use_sim_time")
     p.add_argument("--frames", type=int, default=150, help="--clip: frames to render (default 150)")
-    p.add_argument("--rate", type=float, help="frames per second for --clip (30), --images (10), --video (its own)")
+    p.add_argument("--rate", type=float, help="frames per second for --clip (30), --images (10), --video (its own); "
+                                                "--bag: times the recorded speed (1)")
     p.add_argument("--loop", action="store_true", help="play the clip, video or folder again and again")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--executor", choices=["single", "multi"], default="single",

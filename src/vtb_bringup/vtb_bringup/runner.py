@@ -23,6 +23,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from . import graph
+from .bag_source import BagSource
 from .sources import Source, SourceError
 
 # executable -> the Node class its main() spins (the runner makes the same class)
@@ -154,7 +155,12 @@ class GraphRunner:
         self.executor.add_node(node)
 
     def add_source(self, source: Source, loop: bool = False, on_frame=None) -> SourceNode:
-        self.source_node = SourceNode(source, self.image_topic, self.namespace, loop, on_frame)
+        if isinstance(source, BagSource):   # recorded stamps and /clock: for nodes on use_sim_time
+            from .bag_player import BagPlayerNode
+            self.source_node = BagPlayerNode(source, self.image_topic, self.namespace,
+                                             sum(bool(s.parameters.get("use_sim_time")) for s in self.specs))
+        else:
+            self.source_node = SourceNode(source, self.image_topic, self.namespace, loop, on_frame)
         self.add_node(self.source_node)
         return self.source_node
 
@@ -246,12 +252,15 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
     runner = GraphRunner(arguments, executor=executor, log=log)
     recorder = None
     try:
-        monitor = GraphMonitor(runner.namespace)
+        # on the graph's clock: latencies and the recorder's receive times in bag time on a replay
+        sim = any(s.parameters.get("use_sim_time") for s in runner.specs)
+        monitor = GraphMonitor(runner.namespace, parameter_overrides=[Parameter("use_sim_time", value=sim)])
         runner.add_node(monitor)
         if source is not None:
             runner.add_source(source, loop=loop)
-            log(f"vtb run: {source.name} -> {runner.image_topic}"
-                + (f" at {source.rate:g} fps" if source.rate else "") + (", looping" if loop else ""))
+            speed = f" at {source.rate:g}x the recorded speed, /clock from the bag" if isinstance(source, BagSource) \
+                else f" at {source.rate:g} fps" if source.rate else ""
+            log(f"vtb run: {source.name} -> {runner.image_topic}{speed}" + (", looping" if loop else ""))
         else:
             log(f"vtb run: waiting for images on {runner.image_topic}")
         log("vtb run: nodes " + ", ".join(f"{s.namespace.rstrip('/')}/{s.name}" for s in runner.specs)

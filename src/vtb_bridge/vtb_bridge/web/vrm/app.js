@@ -26,7 +26,7 @@ function start(renderer) {
   renderer.setPixelRatio(Math.min(window.devicePixelRatio || 1, 2));
   renderer.outputColorSpace = THREE.SRGBColorSpace;
   // the background: transparent for OBS's browser source, a colour for chroma keying, or the default
-  document.body.style.background = options.background;
+  document.documentElement.style.background = document.body.style.background = options.background;
   if (options.transparent) renderer.setClearColor(0x000000, 0);
   else renderer.setClearColor(new THREE.Color(options.background), 1);
   if (!options.panel) document.getElementById("panel").style.display = "none";
@@ -103,7 +103,7 @@ function start(renderer) {
   let t = 0, snap = false, lastTime = performance.now();
   function frame() {
     const now = performance.now(), dt = Math.min((now - lastTime) / 1000, 0.1); lastTime = now; t += dt;
-    if (snap) { pose = JSON.parse(JSON.stringify(target)); snap = false; } else approach(pose, target, dt);
+    if (snap) { pose = JSON.parse(JSON.stringify(target)); snap = false; t = 0; } else approach(pose, target, dt);
     if (avatar) {
       const breath = Math.sin(t * 2 * Math.PI / 4.0);   // one breath every 4 s
       avatar.apply(pose, { breath: breath * 0.012, breathLift: breath * 0.002 });
@@ -132,7 +132,8 @@ function start(renderer) {
   const deg = (r) => r * 180 / Math.PI;
   window.vtbAvatar = {
     get frames() { return frames; },
-    // tests: jump to the current frame's pose (no interpolation) before a screenshot
+    // tests: jump to the current frame's pose (no interpolation) and restart the breathing at its
+    // rest phase, so that screenshots differ by the pose only
     snap() { snap = true; },
     state: () => {
       const h = avatar && avatar.head ? avatar.head.rotation : null;

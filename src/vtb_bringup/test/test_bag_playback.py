@@ -1,0 +1,117 @@
+"""A recorded bag played back into the graph with use_sim_time gives the recorded FaceArrays
+again: `./vtb run --clip --record BAG --record-images`, then `./vtb run --bag BAG --record BAG2`,
+both bags read with rosbags and compared by header stamp. And no output of the replay carries
+a wall-clock stamp: every stamp, and every receive time of BAG2, lies in the bag's time range."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vtb_bringup.bag_source import bag_source
+from vtb_bringup.sources import SourceError
+
+RUN = [sys.executable, "-m", "vtb_bringup.cli", "run"]
+FRAMES = 30
+
+
+def read_bag(path):
+    """{topic: [(receive time ns, message)]}, from the bag's own definitions."""
+    from rosbags.highlevel import AnyReader
+    out = {}
+    with AnyReader([path]) as reader:
+        for conn, t, raw in reader.messages():
+            out.setdefault(conn.topic, []).append((t, reader.deserialize(raw, conn.msgtype)))
+    return out
+
+
+def ns(stamp):
+    return stamp.sec * 1_000_000_000 + stamp.nanosec
+
+
+def stamps_of(msg):
+    """Every header stamp in a message: its own, and those of the transforms, markers and
+    statuses it carries."""
+    found = [ns(msg.header.stamp)] if hasattr(msg, "header") else []
+    for name in ("transforms", "markers"):
+        found += [ns(m.header.stamp) for m in getattr(msg, name, [])]
+    return found
+
+
+def run_vtb(args, timeout=240):
+    proc = subprocess.run([*RUN, *args, "--outputs", "none", "--stats-every", "0"], capture_output=True,
+                          text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in out, out[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bags")
+    run_vtb(["--clip", "--frames", str(FRAMES), "--record", str(tmp / "recorded"), "--record-images"])
+    out = run_vtb(["--bag", str(tmp / "recorded"), "--record", str(tmp / "replayed")])
+    return read_bag(tmp / "recorded"), read_bag(tmp / "replayed"), out, tmp
+
+
+def test_a_replayed_bag_gives_the_recorded_faces_back(bags):
+    recorded, replayed, out, _ = bags
+    assert "use_sim_time" in out and "/clock from the bag" in out, out[-2000:]
+    images = [ns(m.header.stamp) for _, m in recorded["/vtb/image"]]
+    assert len(images) == FRAMES
+    before = {ns(m.header.stamp): m for _, m in recorded["/vtb/faces"]}
+    after = {ns(m.header.stamp): m for _, m in replayed["/vtb/faces"]}
+    # every replayed FaceArray answers a recorded image, under the image's own stamp
+    assert set(after) <= set(images), "a FaceArray of the replay with a stamp no recorded image had"
+    both = [s for s in images if s in before and s in after]
+    assert len(both) >= 0.9 * len(images), f"{len(both)} of {len(images)} images answered in both runs"
+    box_err, mark_err = [], []
+    for s in both:
+        a, b = before[s].faces, after[s].faces
+        assert len(a) == len(b), f"stamp {s}: {len(a)} faces recorded, {len(b)} replayed"
+        for fa, fb in zip(a, b):
+            box_err.append(max(abs(fa.bbox.x - fb.bbox.x), abs(fa.bbox.y - fb.bbox.y),
+                               abs(fa.bbox.width - fb.bbox.width), abs(fa.bbox.height - fb.bbox.height)))
+            la, lb = np.reshape(fa.landmarks, (-1, 2)), np.reshape(fb.landmarks, (-1, 2))
+            mark_err.append(float(np.linalg.norm(la - lb, axis=1).mean()))
+    # the same images through the same models: identical where the detector saw the same frames
+    # before; a frame one run dropped and the other did not changes the tracking crop of the
+    # next, a few tenths of a pixel on this clip, so: boxes within 3 px, landmarks 1 px mean
+    assert max(box_err) <= 3.0, f"box differences {sorted(box_err)[-5:]} px"
+    assert max(mark_err) <= 1.0, f"mean landmark differences {sorted(mark_err)[-5:]} px"
+    # and the rest of the graph answered the replayed images too
+    for topic in ("/vtb/head_poses", "/vtb/gaze", "/vtb/face_state", "/vtb/avatar_parameters"):
+        assert len(replayed.get(topic, [])) >= 0.9 * len(images), topic
+
+
+def test_no_output_of_the_replay_carries_a_wall_clock_stamp(bags):
+    recorded, replayed, _, _ = bags
+    played = [t for topic in ("/vtb/image", "/vtb/camera_info") for t, _ in recorded[topic]]
+    first = min(ns(m.header.stamp) for _, m in recorded["/vtb/image"])
+    last = max(played)   # /clock stops at the last played message, as ros2 bag play's
+    outside = {}
+    for topic, messages in replayed.items():
+        if topic == "/clock":
+            continue
+        for t, msg in messages:
+            for s in [t, *stamps_of(msg)]:   # receive times too: the recorder ran on /clock
+                if not first <= s <= last:
+                    outside.setdefault(topic, []).append((s - last) / 1e9)
+    assert not outside, {t: f"{len(v)}, e.g. {v[0]:+.3f} s after the bag's end" for t, v in outside.items()}
+    # the diagnostics came, on the bag's clock
+    assert replayed.get("/diagnostics"), sorted(replayed)
+
+
+def test_bag_source_errors_say_what_is_wrong(bags, tmp_path):
+    with pytest.raises(SourceError, match="no sensor_msgs/Image.*--record-images"):
+        bag_source(bags[3] / "replayed", "/vtb/image")   # recorded without the images
+    with pytest.raises(SourceError, match="does not exist"):
+        bag_source(tmp_path / "nope", "/vtb/image")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SourceError, match="not a rosbag2 folder"):
+        bag_source(tmp_path / "empty", "/vtb/image")
+
+
+def test_loop_with_a_bag_is_refused_with_a_reason(tmp_path):
+    proc = subprocess.run([*RUN, "--bag", str(tmp_path), "--loop"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--loop" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
