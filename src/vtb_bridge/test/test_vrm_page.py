@@ -319,3 +319,16 @@ def test_background_options_for_streaming(start_process, tmp_path, bg):
         assert (np.abs(corners[:, :3] - DEFAULT_BG).sum(axis=1) <= 3).all(), corners
         assert states["shot"]["options"]["background"] == "#d9ecf2"
         assert not [o for o in lines if "dialog" in o]
+
+
+def test_vtb_run_and_demo_pass_vrm_to_the_bridges_vrm_file(tmp_path):
+    from vtb_bringup.cli import build_parser
+    from vtb_bringup.graph import GraphError, resolve
+    vrm = write_vrm(tmp_path / "me.vrm", "0")
+    bridge = next(s for s in resolve({"vrm": str(vrm)}) if s.package == "vtb_bridge")
+    assert bridge.parameters["vrm_file"] == str(vrm.resolve())
+    assert "vrm_file" not in next(s for s in resolve({}) if s.package == "vtb_bridge").parameters
+    with pytest.raises(GraphError, match="vrm: no such file"):
+        resolve({"vrm": str(tmp_path / "missing.vrm")})
+    assert build_parser().parse_args(["run", "--vrm", str(vrm)]).vrm == str(vrm)
+    assert build_parser().parse_args(["demo", "--vrm", str(vrm)]).vrm == str(vrm)

@@ -61,6 +61,7 @@ PARAMETERS = [
     ("server_port", 8000, "port of the built-in server"),
     ("server_token", "", "when set, clients of the built-in server must present this token"),
     ("server_allowed_hosts", "", "comma-separated host or host:port names the built-in server also answers to (its Host header), besides its own address (127.0.0.1, localhost, [::1]; bound to 0.0.0.0 also this machine's); other Hosts get 403 (DNS rebinding); * turns the check off"),
+    ("vrm_file", "", "your VRM model (.vrm, 0.x or 1.0) for the built-in page, served as /model.vrm; empty: vtb's default 3D character (a .vrm can also be dropped on the page)"),
     ("vmc_enabled", False, "send the VMC protocol over OSC/UDP"),
     ("vmc_host", "127.0.0.1", "VMC receiver host"),
     ("vmc_port", 39539, "VMC receiver port"),
@@ -107,7 +108,8 @@ LIVE = {
     "smoothing": lambda v: avatar_settings.check("smoothing", v),
 }
 # also checked at start (a read-only value can only be given there)
-STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check}
+STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check,
+                  "vrm_file": lambda v: None if not v or Path(v).expanduser().is_file() else f"no such file: {v!r}"}
 
 
 def _finite(*values) -> bool:
@@ -189,7 +191,7 @@ class BridgeNode(Node):
         if p["server_enabled"]:
             from .avatar_server import AvatarServer
             server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None,
-                                  allowed_hosts=p["server_allowed_hosts"])
+                                  allowed_hosts=p["server_allowed_hosts"], vrm_file=p["vrm_file"] or None)
             self.get_logger().info(f"avatar page: {server.start()}")
             outputs.append(server)
         if p["vmc_enabled"]:

@@ -265,7 +265,7 @@ def cmd_eval(args) -> int:
 def cmd_demo(args) -> int:
     from .demo import run_demo
     return run_demo(frames=args.frames, rate=args.rate, model=args.model, socketio_url=args.socketio_url,
-                    port=args.port, loop=args.loop, out_dir=args.out)
+                    port=args.port, loop=args.loop, out_dir=args.out, vrm=args.vrm)
 
 
 def graph_arguments(args) -> dict:
@@ -407,6 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")
+    p.add_argument("--vrm", default="", metavar="FILE", help="your VRM model (.vrm) on the avatar page (default: vtb's 3D character)")
     p.add_argument("--out", type=Path, default=Path("demo-output"),
                    help="folder for demo.mp4 (annotated) and avatar_parameters.csv (default demo-output)")
     p.set_defaults(func=cmd_demo, needs_models=True)

@@ -19,11 +19,11 @@ from .sources import clip_source
 
 def run_demo(frames: int = 150, rate: float = 30.0, model: str = "short", socketio_url: str = "",
              port: int = 8000, loop: bool = False, out_dir: str | Path = "demo-output",
-             stats_every: float = 2.0, log=print) -> int:
+             stats_every: float = 2.0, log=print, vrm: str = "") -> int:
     out_dir = Path(out_dir)
     log(f"demo: rendering {frames} frames of the moving face ...")
     source = clip_source(frames=frames, rate=rate)
-    runner = GraphRunner({"model": model, "socketio_url": socketio_url, "outputs": "server"},
+    runner = GraphRunner({"model": model, "socketio_url": socketio_url, "outputs": "server", "vrm": vrm},
                          overrides={"vtb_bridge": {"server_port": port}}, log=log)
     try:
         shown = {}                                  # image stamp -> (frame index, Frame), first pass

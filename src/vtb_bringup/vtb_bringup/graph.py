@@ -28,6 +28,8 @@ ARGUMENTS = [
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "
                     "'none' turns all off; empty: as the YAML says"),
     ("socketio_url", "", "Socket.IO server to stream result_data to (e.g. http://127.0.0.1:6789); empty: off"),
+    ("vrm", "", "your VRM model (.vrm, 0.x or 1.0) for the built-in avatar page (the bridge's vrm_file); "
+                "empty: vtb's default 3D character"),
     ("use_sim_time", "false", "take time from /clock (rosbag playback)"),
 ]
 DEFAULTS = {name: default for name, default, _ in ARGUMENTS}
@@ -141,6 +143,11 @@ def resolve(arguments: dict | None = None) -> list[NodeSpec]:
                 params.update(bridge_outputs)
             if args["socketio_url"]:
                 params["socketio_url"] = args["socketio_url"]
+            if args["vrm"]:
+                vrm = Path(args["vrm"]).expanduser().resolve()
+                if not vrm.is_file():
+                    raise GraphError(f"vrm: no such file: {args['vrm']}")
+                params["vrm_file"] = str(vrm)
         params["use_sim_time"] = use_sim_time
         remappings = []
         for src, dst in (entry.get("remappings") or {}).items():
