@@ -494,7 +494,7 @@ def test_headless_chromium_shows_the_head_turning_left_and_right(start_process, 
     streamer = Streamer(server, hz=30)
     streamer.angle_x = -30.0 - 0.25        # frame() adds 0.25: ParamAngleX == -30 exactly
     try:
-        shots = start_process([shutil.which("node"), JS / "screenshot.js", url, tmp_path,
+        shots = start_process([shutil.which("node"), JS / "screenshot.js", url + "2d", tmp_path,   # the 2D page
                                "left:ParamAngleX=-30", "right:ParamAngleX=30",
                                "expressive:ParamMouthForm=1"], name="screenshot")
         taken = lambda: [o["shot"] for o in json_lines(shots) if "shot" in o]  # noqa: E731
