@@ -8,7 +8,9 @@ setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
-    package_data={package_name: ['web/*.html', 'web/vendor/*', '_vendor/README.md', '_vendor/UPSTREAM.sha256',
+    package_data={package_name: ['web/*.html', 'web/vendor/*', 'web/vrm/*.js', 'web/vendor/three/*', 'web/vendor/three/build/*',
+                                 'web/vendor/three/examples/jsm/*/*',
+                                 'web/vendor/three-vrm/*', '_vendor/README.md', '_vendor/UPSTREAM.sha256',
                                  '_vendor/*/LICENSE']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
