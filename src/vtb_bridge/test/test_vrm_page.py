@@ -332,3 +332,30 @@ def test_vtb_run_and_demo_pass_vrm_to_the_bridges_vrm_file(tmp_path):
         resolve({"vrm": str(tmp_path / "missing.vrm")})
     assert build_parser().parse_args(["run", "--vrm", str(vrm)]).vrm == str(vrm)
     assert build_parser().parse_args(["demo", "--vrm", str(vrm)]).vrm == str(vrm)
+
+
+def test_the_panels_sliders_send_settings_and_show_the_bridges(start_process, tmp_path):
+    # the bridge's side, as the node sets it: the command changes its settings and publishes them
+    server = AvatarServer(port=0)
+    current = {"head_sensitivity": 1.0, "eye_sensitivity": 1.5, "smoothing": 1.0, "mirror": True}
+    asked = []
+
+    def settings(change):
+        asked.append(dict(change))
+        current.update(change)
+        server.publish_settings(current)
+        return True, "ok"
+    server.commands["settings"] = settings
+    server.publish_settings(current)
+    server.start()
+    try:
+        _, _, lines = shoot(start_process, server, tmp_path, "", [("shot", {"ParamAngleX": 0.0})],
+                            "--set", "head_sensitivity=2.5", "--set", "mirror=false")
+    finally:
+        server.stop()
+    ready = next(o["ready"] for o in lines if "ready" in o)
+    assert ready["settings"]["eye_sensitivity"] == 1.5          # shown on connect
+    assert asked == [{"head_sensitivity": 2.5}, {"mirror": False}], asked
+    done = {o["set"]: o for o in lines if "set" in o}
+    assert done["head_sensitivity"]["shown"] == "2.5" and done["mirror"]["shown"] is False
+    assert done["mirror"]["state"]["settings"] == {**current}

@@ -7,6 +7,8 @@
 //   --drop FILE  drops FILE on the page (a File built from its bytes, as a user's drag and drop)
 //   --model KIND waits until the page shows that model (default, vrm0, vrm1) before the shots
 //   --alpha      screenshots keep the page's transparency (omitBackground)
+//   --set NAME=VALUE  moves the panel's slider (or ticks the checkbox) NAME, after {"ready"}, and
+//                waits until the page shows the bridge's answer (its `settings` event): {"set": ...}
 // Prints {"webgl": ...} (the WebGL renderer), {"ready": state}, {"request": url} for every
 // request, {"done": true} at the end.
 const fs = require("fs");
@@ -17,11 +19,13 @@ const { chromium } = require("playwright-core");
 const args = process.argv.slice(2);
 const [url, outDir] = args;
 let drop = null, model = null, alpha = false;
+const sets = [];
 const shots = [];
 for (let i = 2; i < args.length; i++) {
   if (args[i] === "--drop") drop = args[++i];
   else if (args[i] === "--model") model = args[++i];
   else if (args[i] === "--alpha") alpha = true;
+  else if (args[i] === "--set") sets.push(args[++i].split("="));
   else shots.push(args[i]);
 }
 const exe = process.env.VTB_CHROMIUM || "/usr/bin/chromium";
@@ -58,6 +62,15 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
     }
     if (model) await page.waitForFunction((m) => window.vtbAvatar.state().model === m, model, { timeout: 30000 });
     out({ ready: await page.evaluate(() => window.vtbAvatar.state()) });
+    for (const [name, value] of sets) {
+      const want = value === "true" ? true : value === "false" ? false : parseFloat(value);
+      if (typeof want === "boolean") await page.setChecked("#" + name, want, { timeout: 10000 });
+      else await page.fill("#" + name, String(want), { timeout: 10000 });   // a range input: sets it, fires input
+      await page.waitForFunction(([n, v]) => window.vtbAvatar.state().settings[n] === v, [name, want], { timeout: 10000 });
+      out({ set: name, value: want, state: await page.evaluate(() => window.vtbAvatar.state()),
+            shown: await page.evaluate((n) => { const el = document.getElementById(n);
+              return el.type === "checkbox" ? el.checked : el.value; }, name) });
+    }
     for (const spec of shots) {
       const [name, assigns] = spec.split(":");
       const want = Object.fromEntries((assigns || "").split(",").filter(Boolean).map((a) => {

@@ -31,11 +31,12 @@ export function connectPanel({ onFrame }) {
   for (const name of SETTINGS) {
     const el = $(name); if (!el) continue;
     el.disabled = true;
-    el.addEventListener(el.type === "checkbox" ? "change" : "input", () => {
-      const value = el.type === "checkbox" ? el.checked : parseFloat(el.value);
-      if (el.type !== "checkbox") { const o = el.parentElement.querySelector("output"); if (o) o.textContent = value.toFixed(2); }
-      send({ [name]: value });
+    // the number follows the slider as it moves; the bridge hears of it once it is let go
+    el.addEventListener("input", () => {
+      const o = el.type !== "checkbox" && el.parentElement.querySelector("output");
+      if (o) o.textContent = parseFloat(el.value).toFixed(2);
     });
+    el.addEventListener("change", () => send({ [name]: el.type === "checkbox" ? el.checked : parseFloat(el.value) }));
   }
 
   (async () => {
