@@ -3,15 +3,28 @@
 `AvatarServer` runs python-socketio's AsyncServer on aiohttp in its own thread with its own
 asyncio loop. It serves
 
-- `/`                  the avatar page (`web/avatar.html`): a 2D character drawn on a canvas whose
+- `/`                  the avatar page (`web/vrm.html`, modules in `web/vrm/`): a three.js scene
+                       with vtb's own 3D character, or the user's VRM 0.x/1.0 (`vrm_file`, served
+                       as `/model.vrm`, or a .vrm dropped on the page), driven by the same
+                       parameters (head/neck/chest bones, lookAt, blinks, vowels, ARKit-named
+                       expressions), with `?bg=transparent|#rrggbb` and `?panel=0` for streaming
+                       and a panel for calibration and settings; with `live2d_dir`, `/` is the 2D
+                       page below (Live2D mode);
+- `/2d`                the 2D page (`web/avatar.html`, also where the 3D page goes without WebGL):
+                       a 2D character drawn on a canvas whose
                        head (ParamAngleX/Y/Z), eyes (ParamEyeLOpen/ROpen), pupils
                        (ParamEyeBallX/Y), brows (ParamBrowLY/RY) and mouth (ParamMouthOpenY,
                        ParamMouthForm) follow the Live2D parameters, with a panel of fps and values;
+- `/vendor/...`        the vendored three.js and @pixiv/three-vrm ES modules (MIT, unmodified
+                       copies of the pinned npm packages, checked by the tests), as static files:
+                       no index, no symlinks followed, behind the same Host check;
+- `/model.vrm`         only with `vrm_file`: the user's model (404 without);
 - `/socket.io.min.js`  the Socket.IO browser client, a vendored copy of `socket.io-client`'s
                        `dist/socket.io.min.js` (MIT) kept in `web/vendor/`, so the page loads
                        nothing from outside (no CDN); its version matches the pinned npm package
                        of the tests, which check that the copy is byte-identical;
-- `/config.json`       what the page needs to know (namespace, event, whether Live2D mode is on);
+- `/config.json`       what the page needs to know (namespace, event, whether Live2D mode is on,
+                       `vrm_url`: "/model.vrm" or null, the current settings);
 - `/live2d/...`        only with `live2d_dir`: the user's own files (see "Live2D mode" below);
 - `/socket.io/`        Socket.IO itself: namespace `/kizuna`, event `result_data`, the same payload
                        as the Socket.IO output (`AvatarFrame.result_data()`: the DeepVTB/OpenVtuber
