@@ -67,20 +67,28 @@ def test_a_replayed_bag_gives_the_recorded_faces_back(bags):
     assert set(after) <= set(images), "a FaceArray of the replay with a stamp no recorded image had"
     both = [s for s in images if s in before and s in after]
     assert len(both) >= 0.9 * len(images), f"{len(both)} of {len(images)} images answered in both runs"
-    box_err, mark_err = [], []
+    box_err, mark_err = {}, {}
     for s in both:
         a, b = before[s].faces, after[s].faces
         assert len(a) == len(b), f"stamp {s}: {len(a)} faces recorded, {len(b)} replayed"
         for fa, fb in zip(a, b):
-            box_err.append(max(abs(fa.bbox.x - fb.bbox.x), abs(fa.bbox.y - fb.bbox.y),
-                               abs(fa.bbox.width - fb.bbox.width), abs(fa.bbox.height - fb.bbox.height)))
+            box_err[s] = max(abs(fa.bbox.x - fb.bbox.x), abs(fa.bbox.y - fb.bbox.y),
+                             abs(fa.bbox.width - fb.bbox.width), abs(fa.bbox.height - fb.bbox.height))
             la, lb = np.reshape(fa.landmarks, (-1, 2)), np.reshape(fb.landmarks, (-1, 2))
-            mark_err.append(float(np.linalg.norm(la - lb, axis=1).mean()))
-    # the same images through the same models: identical where the detector saw the same frames
-    # before; a frame one run dropped and the other did not changes the tracking crop of the
-    # next, a few tenths of a pixel on this clip, so: boxes within 3 px, landmarks 1 px mean
-    assert max(box_err) <= 3.0, f"box differences {sorted(box_err)[-5:]} px"
-    assert max(mark_err) <= 1.0, f"mean landmark differences {sorted(mark_err)[-5:]} px"
+            mark_err[s] = float(np.linalg.norm(la - lb, axis=1).mean())
+    # The same images through the same models give the same faces, bit for bit, as long as the
+    # detector saw the same frames before (tracking crops each frame from the last one's
+    # landmarks). A frame one run dropped (or the recorder lost) and the other did not moves the
+    # next crops: 0.5 px mean, 1.8 px box on a loaded machine, up to 1.4 px mean once, fading
+    # over the next frames. So: exact with the same history; otherwise boxes within 4 px, each
+    # frame's landmarks within 3 px mean, 1 px on average over the frames.
+    rec, rep = sorted(before), sorted(after)
+    same = [s for s in both if [x for x in rec if x < s] == [x for x in rep if x < s]]
+    assert all(mark_err[s] == 0 and box_err[s] == 0 for s in same), \
+        {s: (box_err[s], mark_err[s]) for s in same if mark_err[s] or box_err[s]}
+    assert max(box_err.values()) <= 4.0, f"box differences {sorted(box_err.values())[-5:]} px"
+    assert max(mark_err.values()) <= 3.0 and np.mean(list(mark_err.values())) <= 1.0, \
+        f"mean landmark differences {sorted(mark_err.values())[-5:]} px"
     # and the rest of the graph answered the replayed images too
     for topic in ("/vtb/head_poses", "/vtb/gaze", "/vtb/face_state", "/vtb/avatar_parameters"):
         assert len(replayed.get(topic, [])) >= 0.9 * len(images), topic
