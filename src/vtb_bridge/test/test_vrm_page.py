@@ -334,7 +334,7 @@ def test_vtb_run_and_demo_pass_vrm_to_the_bridges_vrm_file(tmp_path):
     assert build_parser().parse_args(["demo", "--vrm", str(vrm)]).vrm == str(vrm)
 
 
-def test_the_panels_sliders_send_settings_and_show_the_bridges(start_process, tmp_path):
+def test_the_panels_calibrate_button_sliders_and_checkbox_reach_the_bridge(start_process, tmp_path):
     # the bridge's side, as the node sets it: the command changes its settings and publishes them
     server = AvatarServer(port=0)
     current = {"head_sensitivity": 1.0, "eye_sensitivity": 1.5, "smoothing": 1.0, "mirror": True}
@@ -346,11 +346,12 @@ def test_the_panels_sliders_send_settings_and_show_the_bridges(start_process, tm
         server.publish_settings(current)
         return True, "ok"
     server.commands["settings"] = settings
+    server.commands["calibrate_neutral"] = lambda data: (True, "neutral: yaw/pitch/roll -8.0/-3.0/2.0")
     server.publish_settings(current)
     server.start()
     try:
         _, _, lines = shoot(start_process, server, tmp_path, "", [("shot", {"ParamAngleX": 0.0})],
-                            "--set", "head_sensitivity=2.5", "--set", "mirror=false")
+                            "--set", "head_sensitivity=2.5", "--set", "mirror=false", "--calibrate")
     finally:
         server.stop()
     ready = next(o["ready"] for o in lines if "ready" in o)
@@ -359,3 +360,5 @@ def test_the_panels_sliders_send_settings_and_show_the_bridges(start_process, tm
     done = {o["set"]: o for o in lines if "set" in o}
     assert done["head_sensitivity"]["shown"] == "2.5" and done["mirror"]["shown"] is False
     assert done["mirror"]["state"]["settings"] == {**current}
+    answer = next(o for o in lines if "calibration" in o)
+    assert answer["calibration"]["success"] is True and answer["panel"] == "ok: neutral: yaw/pitch/roll -8.0/-3.0/2.0"

@@ -1,4 +1,4 @@
-"""The built-in avatar page: a Socket.IO server that serves a 2D character and drives it. No rclpy.
+"""The built-in avatar page: a Socket.IO server that serves a 3D (VRM) or 2D avatar and drives it. No rclpy.
 
 `AvatarServer` runs python-socketio's AsyncServer on aiohttp in its own thread with its own
 asyncio loop. It serves

@@ -9,6 +9,7 @@
 //   --alpha      screenshots keep the page's transparency (omitBackground)
 //   --set NAME=VALUE  moves the panel's slider (or ticks the checkbox) NAME, after {"ready"}, and
 //                waits until the page shows the bridge's answer (its `settings` event): {"set": ...}
+//   --calibrate  clicks "calibrate neutral" after that: {"calibration": answer, "panel": text shown}
 // Prints {"webgl": ...} (the WebGL renderer), {"ready": state}, {"request": url} for every
 // request, {"done": true} at the end.
 const fs = require("fs");
@@ -20,12 +21,14 @@ const args = process.argv.slice(2);
 const [url, outDir] = args;
 let drop = null, model = null, alpha = false;
 const sets = [];
+let calibrate = false;
 const shots = [];
 for (let i = 2; i < args.length; i++) {
   if (args[i] === "--drop") drop = args[++i];
   else if (args[i] === "--model") model = args[++i];
   else if (args[i] === "--alpha") alpha = true;
   else if (args[i] === "--set") sets.push(args[++i].split("="));
+  else if (args[i] === "--calibrate") calibrate = true;
   else shots.push(args[i]);
 }
 const exe = process.env.VTB_CHROMIUM || "/usr/bin/chromium";
@@ -70,6 +73,12 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
       out({ set: name, value: want, state: await page.evaluate(() => window.vtbAvatar.state()),
             shown: await page.evaluate((n) => { const el = document.getElementById(n);
               return el.type === "checkbox" ? el.checked : el.value; }, name) });
+    }
+    if (calibrate) {
+      await page.click("#calibrate", { timeout: 10000 });   // waits until it is enabled (connected)
+      await page.waitForFunction(() => window.vtbAvatar.state().calibration !== null, null, { timeout: 20000 });
+      out({ calibration: await page.evaluate(() => window.vtbAvatar.state().calibration),
+            panel: await page.textContent("#calibration") });
     }
     for (const spec of shots) {
       const [name, assigns] = spec.split(":");
