@@ -128,13 +128,13 @@ class Poser:
     """Streams frames with `pose` (Live2D params) to the server at 30 Hz."""
 
     def __init__(self, server):
-        self.server, self.pose, self.running = server, {}, True
+        self.server, self.pose, self.shapes, self.running = server, {}, {}, True
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self):
         while self.running:
-            self.server.send({"params": dict(self.pose), "blendshapes": {}})
+            self.server.send({"params": dict(self.pose), "blendshapes": dict(self.shapes)})
             time.sleep(1 / 30)
 
     def stop(self):
@@ -153,15 +153,19 @@ def lines_of(proc):
 
 
 def shoot(start_process, server, tmp_path, query, shots, *flags, timeout=120):
-    """Opens the page (URL + query) with vrm_shots.js; shots = [(name, {param: value})] taken in
-    turn, the streamed pose switching to the next shot's once one is taken. Returns
+    """Opens the page (URL + query) with vrm_shots.js; shots = [(name, {param: value}[, {ARKit
+    blendshape: value}])] taken in turn, the streamed frame switching to the next shot's once one
+    is taken. Returns
     ({name: RGB(A) array}, {name: page state}, every output line)."""
     node = need_browser()
     url = server.url
     poser = Poser(server)
-    specs = [f"{name}:" + ",".join(f"{k}={v}" for k, v in pose.items()) for name, pose in shots]
+    specs = [f"{shot[0]}:" + ",".join(f"{k}={v}" for k, v in shot[1].items()) for shot in shots]
+
+    def pose(shot):
+        poser.pose, poser.shapes = dict(shot[1]), dict(shot[2] if len(shot) > 2 else {})
     try:
-        poser.pose = dict(shots[0][1])
+        pose(shots[0])
         proc = start_process([node, JS / "vrm_shots.js", url.rstrip("/") + "/" + query, tmp_path, *flags, *specs],
                              name="vrm_shots")
         deadline = time.monotonic() + timeout
@@ -171,7 +175,7 @@ def shoot(start_process, server, tmp_path, query, shots, *flags, timeout=120):
             if any("done" in o or "error" in o for o in lines):
                 break
             if len(taken) < len(shots):
-                poser.pose = dict(shots[len(taken)][1])
+                pose(shots[len(taken)])
             assert time.monotonic() < deadline, "the page did not take its screenshots:\n" + proc.output()
             time.sleep(0.05)
     finally:
@@ -279,6 +283,23 @@ def test_the_servers_vrm_file_loads_and_follows_the_face(start_process, tmp_path
         server.stop()
     assert any(o.get("request", "").endswith("/model.vrm") for o in lines)
     print(f"vrm{version}:", check_expressions(images, states, f"vrm{version}"))
+
+
+def test_expressions_named_by_arkit_blendshapes_follow_the_frames_blendshapes(start_process, tmp_path):
+    # the fixture's custom "jawOpen" expression opens its mouth: driven by blendshapes.jawOpen alone
+    # (ParamTest only tells the screenshot script which frame is which)
+    server = AvatarServer(port=0, vrm_file=write_vrm(tmp_path / "sync.vrm", "1"))
+    server.start()
+    try:
+        images, states, _ = shoot(start_process, server, tmp_path, "?panel=0",
+                                  [("shut", {"ParamTest": 0.0}, {"jawOpen": 0.0}),
+                                   ("open", {"ParamTest": 1.0}, {"jawOpen": 1.0})], "--model", "vrm1")
+    finally:
+        server.stop()
+    assert states["open"]["blendshapes"]["jawOpen"] == 1.0 and states["open"]["params"]["ParamTest"] == 1.0
+    m_shut, m_open = mouth_red(images["shut"][..., :3]).sum(), mouth_red(images["open"][..., :3]).sum()
+    assert m_open > 3 * max(m_shut, 20), f"mouth pixels {m_shut} -> {m_open}"
+    print(f"jawOpen: mouth pixels {m_shut} -> {m_open}")
 
 
 def test_a_dropped_vrm_replaces_the_default_avatar(start_process, tmp_path):
