@@ -210,7 +210,7 @@ def cmd_bench(args) -> int:
                                       clip_name="rendered 3D head from the astronaut photo, turning and moving")
     elif args.what == "soak":
         from .soak import format_table, run_soak
-        result = run_soak(minutes=args.minutes, sample_every=args.sample_every,
+        result = run_soak(minutes=args.minutes, sample_every=args.sample_every, in_process=args.in_process,
                           echo=lambda m: print(m, file=sys.stderr))
     elif args.what == "graph":
         from .graph_bench import format_table, run_graph_bench
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=30.0,
                    help="soak: minutes of the graph on the looping clip with a page client (default 30)")
     p.add_argument("--sample-every", type=float, default=10.0, help=argparse.SUPPRESS)  # soak: for the tests
+    p.add_argument("--in-process", action="store_true",
+                   help="soak: the graph plays the clip itself, as `vtb run --clip --loop` (default: fed over DDS)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 

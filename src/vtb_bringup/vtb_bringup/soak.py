@@ -28,8 +28,10 @@ import numpy as np
 import yaml
 
 from .graph_bench import VGA, Camera, loadavg, render_cycle, stop
+from .monitor import stamp_ns
 
 SAMPLE_EVERY_S, WARMUP_S = 10.0, 60.0
+CLIP_FRAMES = 150   # `vtb run --clip`'s default
 RSS_SLOPE_GOAL, RSS_GOAL_MB, LATENCY_DRIFT_GOAL = 0.1, 400.0, 0.20   # MB/min, MB, last/first third - 1
 
 
@@ -102,6 +104,60 @@ class PageClient:
         self.sio.disconnect()   # nothing to do when already gone with the graph
 
 
+class Listener:
+    """With the clip played inside the graph's process (`vtb run --clip --loop`): this process
+    only listens. The image stamps are those of /faces (small messages: the images are not copied
+    here); latency = arrival of /avatar_parameters - the stamp, for the stamps seen on /faces."""
+
+    late = 0    # frames are sent by the graph itself
+
+    def __init__(self, context, topics: dict):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from vtb_msgs.msg import AvatarParameters, FaceArray
+        self.node = rclpy.create_node("vtb_soak_listener", context=context)
+        self.executor = SingleThreadedExecutor(context=context)
+        self.executor.add_node(self.node)
+        self.sent, self.latency_ms = {}, {}   # as Camera's: stamp ns -> True; stamp ns -> ms
+        self.faces_sub = self.node.create_subscription(FaceArray, topics["faces"], self.on_faces, 10)
+        self.answers_sub = self.node.create_subscription(AvatarParameters, topics["avatar_parameters"],
+                                                         self.on_answer, 10)
+
+    def now_ns(self) -> int:
+        return self.node.get_clock().now().nanoseconds
+
+    def on_faces(self, msg):
+        self.sent[stamp_ns(msg.header.stamp)] = True
+
+    def on_answer(self, msg):
+        now, key = self.now_ns(), stamp_ns(msg.header.stamp)
+        if key in self.sent and key not in self.latency_ms:
+            self.latency_ms[key] = (now - key) / 1e6
+
+    def ready(self) -> bool:
+        return self.faces_sub.get_publisher_count() > 0 and self.answers_sub.get_publisher_count() > 0
+
+    def spin_until(self, predicate, timeout: float, alive=lambda: True) -> bool:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline or not alive():
+                return False
+            self.executor.spin_once(timeout_sec=0.02)
+        return True
+
+    def play_and_spin(self, seconds: float, every=None):
+        end, next_call = time.monotonic() + seconds, 0.0
+        while time.monotonic() < end:
+            self.executor.spin_once(timeout_sec=0.02)
+            if every is not None and time.monotonic() >= next_call:
+                next_call = time.monotonic() + 0.2
+                every()
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+
+
 # the soak ----------------------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -150,9 +206,11 @@ def verdict(samples: list[dict], latency: list[tuple], warmup: float) -> dict:
 
 
 def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup: float | None = None,
-             rate: float = 30.0, size=VGA, frames: int = 60, echo=print) -> dict:
+             rate: float = 30.0, size=VGA, frames: int = 60, in_process: bool = False, echo=print) -> dict:
     """The graph for `minutes` (after it answers its first frame), sampled every `sample_every` s.
-    `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak)."""
+    `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak).
+    `in_process`: the graph plays the clip itself, as a user runs it (`vtb run --clip --loop`,
+    its 150 frames at 30 fps VGA); this process then only listens."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
@@ -165,22 +223,30 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     os.environ.pop("ROS_LOCALHOST_ONLY", None)
     arguments = {"outputs": "server"}
     topics = {**graph.resolve_topics(arguments),
-              "avatar_parameters": graph.topic_name(graph.resolve(arguments)[0].namespace, "avatar_parameters")}
-    echo(f"bench soak: rendering {frames} frames of {size[0]}x{size[1]}")
-    cycle = render_cycle(frames, rate, size)
+              **{t: graph.topic_name(graph.resolve(arguments)[0].namespace, t) for t in ("avatar_parameters", "faces")}}
     context = rclpy.context.Context()
     rclpy.init(context=context, domain_id=domain, signal_handler_options=SignalHandlerOptions.NO)
-    cam = Camera(context, topics, cycle, rate)
+    if in_process:
+        frames, rate, size, cycle = CLIP_FRAMES, 30.0, VGA, ()
+        cam = Listener(context, topics)
+        ready = cam.ready
+    else:
+        echo(f"bench soak: rendering {frames} frames of {size[0]}x{size[1]}")
+        cycle = render_cycle(frames, rate, size)
+        cam = Camera(context, topics, cycle, rate)
+        ready = lambda: cam.image_pub.get_subscription_count() > 0 and cam.answers_sub.get_publisher_count() > 0
     port = free_port()
     tmp = tempfile.TemporaryDirectory(prefix="vtb-soak-")
     log_path = Path(tmp.name) / "graph.log"
-    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", "--outputs", "server", "--stats-every", "0",
+    source = ["--clip", "--loop", "--frames", str(CLIP_FRAMES)] if in_process else []
+    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", *source, "--outputs", "server", "--stats-every", "0",
            "--config", str(soak_config(Path(tmp.name), port))]
     page = PageClient(f"http://127.0.0.1:{port}")
     log = open(log_path, "w")
     # its own session: a Ctrl-C at the terminal reaches this process, which then stops the graph
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     alive = lambda: proc.poll() is None
+    graph_command = "vtb run " + " ".join(source + ["--outputs", "server"])
 
     def output() -> str:
         return log_path.read_text(errors="replace")[-3000:]
@@ -188,9 +254,8 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     samples, code, t0_ns = [], None, 0
     load_before = loadavg()
     try:
-        echo(f"bench soak: graph process {proc.pid} starting (vtb run --outputs server, server on port {port})")
-        if not cam.spin_until(lambda: cam.image_pub.get_subscription_count() > 0
-                              and cam.answers_sub.get_publisher_count() > 0, 120, alive):
+        echo(f"bench soak: graph process {proc.pid} starting ({graph_command}, server on port {port})")
+        if not cam.spin_until(ready, 120, alive):
             raise RuntimeError(f"the graph did not come up on the topics (exit {proc.poll()})\n{output()}")
         t_up = time.monotonic()
         while alive() and not cam.latency_ms:
@@ -240,8 +305,9 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
         rclpy.try_shutdown(context=context)
     latency = sorted(((k - t0_ns) / 1e9, ms) for k, ms in cam.latency_ms.items())   # by image stamp
     return {"minutes": minutes, "sample_every_s": sample_every, "warmup_s": warmup,
-            "graph_command": "vtb run --outputs server (one process), a page client connected",
-            "camera": {"rate_fps": rate, "size": list(size), "frames_cycled": len(cycle), "sent": sent,
+            "graph_command": f"{graph_command} (one process), a page client connected",
+            "camera": {"rate_fps": rate, "size": list(size), "frames_cycled": len(cycle) or frames, "sent": sent,
+                       "played_by": "the graph's process" if in_process else "the soak's process",
                        "late_sends": cam.late},
             "samples": samples, "page_events": page.events,
             "latency_ms": {"p50": percentile([ms for _, ms in latency], 50),
@@ -261,7 +327,8 @@ def format_sample(s: dict) -> str:
 
 def format_table(r: dict) -> str:
     cam = r["camera"]
-    lines = [f"soak: {r['graph_command']}; fed the looping clip at {cam['rate_fps']:g} fps "
+    fed = "playing" if cam.get("played_by") == "the graph's process" else "fed"
+    lines = [f"soak: {r['graph_command']}; {fed} the looping clip at {cam['rate_fps']:g} fps "
              f"{cam['size'][0]}x{cam['size'][1]}; {r['minutes']:g} min, a sample every {r['sample_every_s']:g} s; "
              f"the first {r['warmup_s']:g} s are warm-up (out of the verdict)",
              f"{'t s':>7} {'RSS MB':>7} {'CPU %':>6} {'fds':>4} {'p50':>6} {'p95':>6} {'out/s':>6} {'page/s':>6}"]
