@@ -187,7 +187,7 @@ def shoot(start_process, server, tmp_path, query, shots, *flags, timeout=120):
     requests = [o["request"] for o in lines if "request" in o]
     assert requests and all(r.startswith(url.rstrip("/")) for r in requests), requests
     webgl = next(o["webgl"] for o in lines if "webgl" in o)
-    assert webgl, "no WebGL in headless Chromium (SwiftShader)"
+    assert webgl or "--no-webgl" in flags, "no WebGL in headless Chromium (SwiftShader)"
     from PIL import Image
     images = {o["shot"]: np.asarray(Image.open(o["file"])).astype(np.int16) for o in lines if "shot" in o}
     states = {o["shot"]: o["state"] for o in lines if "shot" in o}
@@ -383,3 +383,17 @@ def test_the_panels_calibrate_button_sliders_and_checkbox_reach_the_bridge(start
     assert done["mirror"]["state"]["settings"] == {**current}
     answer = next(o for o in lines if "calibration" in o)
     assert answer["calibration"]["success"] is True and answer["panel"] == "ok: neutral: yaw/pitch/roll -8.0/-3.0/2.0"
+
+
+def test_without_webgl_the_page_shows_the_2d_one(start_process, tmp_path):
+    server = AvatarServer(port=0)
+    server.start()
+    try:
+        _, states, lines = shoot(start_process, server, tmp_path, "?token=abc&panel=0",
+                                 [("shot", {"ParamAngleX": 10.0})], "--no-webgl")
+    finally:
+        server.stop()
+    assert next(o["webgl"] for o in lines if "webgl" in o) is None
+    ready = next(o for o in lines if "ready" in o)
+    assert ready["url"] == server.url + "2d?token=abc&panel=0", ready["url"]   # the query goes along
+    assert states["shot"]["params"]["ParamAngleX"] == 10.0 and "model" not in states["shot"]

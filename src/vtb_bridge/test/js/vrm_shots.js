@@ -7,6 +7,7 @@
 //   --drop FILE  drops FILE on the page (a File built from its bytes, as a user's drag and drop)
 //   --model KIND waits until the page shows that model (default, vrm0, vrm1) before the shots
 //   --alpha      screenshots keep the page's transparency (omitBackground)
+//   --no-webgl   starts Chromium with WebGL off (the page should go to the 2D one)
 //   --set NAME=VALUE  moves the panel's slider (or ticks the checkbox) NAME, after {"ready"}, and
 //                waits until the page shows the bridge's answer (its `settings` event): {"set": ...}
 //   --calibrate  clicks "calibrate neutral" after that: {"calibration": answer, "panel": text shown}
@@ -21,7 +22,7 @@ const args = process.argv.slice(2);
 const [url, outDir] = args;
 let drop = null, model = null, alpha = false;
 const sets = [];
-let calibrate = false;
+let calibrate = false, webgl = true;
 const shots = [];
 for (let i = 2; i < args.length; i++) {
   if (args[i] === "--drop") drop = args[++i];
@@ -29,6 +30,7 @@ for (let i = 2; i < args.length; i++) {
   else if (args[i] === "--alpha") alpha = true;
   else if (args[i] === "--set") sets.push(args[++i].split("="));
   else if (args[i] === "--calibrate") calibrate = true;
+  else if (args[i] === "--no-webgl") webgl = false;
   else shots.push(args[i]);
 }
 const exe = process.env.VTB_CHROMIUM || "/usr/bin/chromium";
@@ -39,7 +41,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: exe, headless: true, viewport: { width: 800, height: 600 },
     args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           ...(webgl ? [] : ["--disable-webgl", "--disable-webgl2"])],
   });
   try {
     const page = context.pages()[0] || await context.newPage();
@@ -47,11 +50,11 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
     page.on("pageerror", (e) => out({ pageerror: String(e) }));
     page.on("requestfailed", (r) => out({ requestfailed: r.url() }));
     page.on("request", (r) => out({ request: r.url() }));
-    await page.goto(url);
-    out({ webgl: await page.evaluate(() => {
+    out({ webgl: await page.evaluate(() => {          // on about:blank, before the page
       const gl = document.createElement("canvas").getContext("webgl2");
       return gl ? gl.getParameter(gl.RENDERER) : null;
     }) });
+    await page.goto(url);
     await page.waitForFunction(() => window.vtbAvatar && window.vtbAvatar.frames > 0, null, { timeout: 30000 });
     if (drop) {
       const bytes = fs.readFileSync(drop).toString("base64");
@@ -64,7 +67,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
       out({ dropped: path.basename(drop) });
     }
     if (model) await page.waitForFunction((m) => window.vtbAvatar.state().model === m, model, { timeout: 30000 });
-    out({ ready: await page.evaluate(() => window.vtbAvatar.state()) });
+    out({ ready: await page.evaluate(() => window.vtbAvatar.state()), url: page.url() });
     for (const [name, value] of sets) {
       const want = value === "true" ? true : value === "false" ? false : parseFloat(value);
       if (typeof want === "boolean") await page.setChecked("#" + name, want, { timeout: 10000 });
@@ -98,7 +101,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
       }, want, { timeout: 30000, polling: 10 });
       // jump to the pose, then let the page draw a few frames
       await page.evaluate(() => new Promise((done) => {
-        window.vtbAvatar.snap();
+        if (window.vtbAvatar.snap) window.vtbAvatar.snap();     // the 2D page has none
         let n = 0; const tick = () => (++n >= 4 ? done() : requestAnimationFrame(tick)); requestAnimationFrame(tick);
       }));
       const file = path.join(outDir, name + ".png");

@@ -11,10 +11,14 @@ import { connectPanel } from "./panel.js";
 const options = readOptions(location.search);
 const canvas = document.getElementById("stage");
 let renderer = null;
-try {
-  renderer = new THREE.WebGLRenderer({ canvas, antialias: true, alpha: options.transparent, preserveDrawingBuffer: true });
-} catch (e) {
-  console.warn("no WebGL: showing the 2D page", e);
+// three.js needs WebGL 2: asked on a scratch canvas first, so that a browser without it goes to
+// the 2D page quietly (three.js would log errors)
+if (document.createElement("canvas").getContext("webgl2")) {
+  try {
+    renderer = new THREE.WebGLRenderer({ canvas, antialias: true, alpha: options.transparent, preserveDrawingBuffer: true });
+  } catch (e) {
+    console.warn("WebGL failed: showing the 2D page", e);
+  }
 }
 if (!renderer) {
   location.replace("/2d" + location.search);
@@ -100,10 +104,11 @@ function start(renderer) {
   }
 
   // each display frame: the pose moves towards the last frame's, breathing, spring bones
-  let t = 0, snap = false, lastTime = performance.now();
+  let t = 0, snap = false, still = false, lastTime = performance.now();
   function frame() {
     const now = performance.now(), dt = Math.min((now - lastTime) / 1000, 0.1); lastTime = now; t += dt;
-    if (snap) { pose = JSON.parse(JSON.stringify(target)); snap = false; t = 0; } else approach(pose, target, dt);
+    if (snap) { pose = JSON.parse(JSON.stringify(target)); snap = false; still = true; } else approach(pose, target, dt);
+    if (still) t = 0;
     if (avatar) {
       const breath = Math.sin(t * 2 * Math.PI / 4.0);   // one breath every 4 s
       avatar.apply(pose, { breath: breath * 0.012, breathLift: breath * 0.002 });
@@ -132,8 +137,8 @@ function start(renderer) {
   const deg = (r) => r * 180 / Math.PI;
   window.vtbAvatar = {
     get frames() { return frames; },
-    // tests: jump to the current frame's pose (no interpolation) and restart the breathing at its
-    // rest phase, so that screenshots differ by the pose only
+    // tests: jump to the current frame's pose (no interpolation) and stop the breathing from then
+    // on, so that screenshots differ by the pose only
     snap() { snap = true; },
     state: () => {
       const h = avatar && avatar.head ? avatar.head.rotation : null;
