@@ -30,7 +30,8 @@ ARGUMENTS = [
     ("socketio_url", "", "Socket.IO server to stream result_data to (e.g. http://127.0.0.1:6789); empty: off"),
     ("vrm", "", "your VRM model (.vrm, 0.x or 1.0) for the built-in avatar page (the bridge's vrm_file); "
                 "empty: vtb's default 3D character"),
-    ("use_sim_time", "false", "take time from /clock (rosbag playback)"),
+    ("use_sim_time", "false", "take time from /clock (a bag played with ros2 bag play --clock; "
+                              "./vtb run --bag sets it)"),
 ]
 DEFAULTS = {name: default for name, default, _ in ARGUMENTS}
 
