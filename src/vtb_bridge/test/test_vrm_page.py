@@ -242,6 +242,9 @@ def check_expressions(images, states, kind):
     features = skin if kind == "default" else dark
     shift = centre(images["right"], features) - centre(images["left"], features)
     assert shift > 5, f"{kind}: the face moved {shift:+.1f} px from left to right"
+    eyes = iris if kind == "default" else dark
+    eyes_shift = centre(images["right"], eyes) - centre(images["left"], eyes)
+    assert eyes_shift > 20, f"{kind}: the eyes moved {eyes_shift:+.1f} px from left to right"
     assert states["right"]["head"]["y"] > 5 > -5 > states["left"]["head"]["y"], (states["left"]["head"], states["right"]["head"])
     # the wink: ParamEyeLOpen is the character's own left eye, on the screen's right
     changed = np.abs(images["wink"][..., :3] - front).sum(axis=2)[rows, cols] > 60
@@ -257,7 +260,7 @@ def check_expressions(images, states, kind):
     pupils = iris if kind == "default" else dark
     gaze = centre(images["look"], pupils) - centre(front, pupils)
     assert gaze > 1.0, f"{kind}: the eyes moved {gaze:+.1f} px"
-    return {"turn_px": round(shift, 1), "wink_px": (int(on_left), int(on_right)),
+    return {"turn_px": round(shift, 1), "turn_eyes_px": round(eyes_shift, 1), "wink_px": (int(on_left), int(on_right)),
             "mouth_px": (int(m_shut), int(m_open)), "gaze_px": round(gaze, 1)}
 
 

@@ -13,16 +13,18 @@ export function createDefaultAvatar() {
 
   // body: shoulders and chest (a rounded box), neck; the chest breathes, the neck and head turn
   const chest = new THREE.Group(); chest.position.set(0, 1.25, 0); root.add(chest);
-  const torso = mesh(new THREE.CapsuleGeometry(0.085, 0.24, 6, 20), cloth, 0, -0.04, 0);
-  torso.rotation.z = Math.PI / 2; torso.scale.set(1, 1, 0.7); chest.add(torso);
-  const body = mesh(new THREE.CylinderGeometry(0.15, 0.13, 0.4, 24), cloth, 0, -0.24, 0); body.scale.z = 0.6; chest.add(body);
+  const shoulders = mesh(new THREE.CapsuleGeometry(0.06, 0.25, 8, 24), cloth, 0, -0.045, 0);
+  shoulders.rotation.z = Math.PI / 2; shoulders.scale.set(1, 1, 0.9); chest.add(shoulders);
+  const body = mesh(new THREE.CylinderGeometry(0.17, 0.14, 0.45, 32), cloth, 0, -0.27, 0); body.scale.z = 0.55; chest.add(body);
+  const collar = mesh(new THREE.TorusGeometry(0.05, 0.012, 8, 24), mat(0xeeeeee), 0, 0.0, 0.0);
+  collar.rotation.x = Math.PI / 2; chest.add(collar);
   const neck = new THREE.Group(); neck.position.set(0, 0.04, 0); chest.add(neck);
   neck.add(mesh(new THREE.CylinderGeometry(0.04, 0.045, 0.12, 16), skin, 0, 0.04, 0));
-  const head = new THREE.Group(); head.position.set(0, 0.09, 0); neck.add(head);
+  const head = new THREE.Group(); head.position.set(0, 0.07, 0); neck.add(head);
 
   const face = mesh(new THREE.SphereGeometry(0.12, 40, 32), skin, 0, 0.1, 0); face.scale.set(0.95, 1.08, 0.95); head.add(face);
   const hair = mesh(new THREE.SphereGeometry(0.128, 40, 32, 0, 2 * Math.PI, 0, Math.PI * 0.55), hairMat, 0, 0.115, -0.012);
-  hair.scale.set(0.98, 1.08, 1.0); hair.rotation.x = -0.35; head.add(hair);
+  hair.scale.set(0.98, 1.08, 1.0); hair.rotation.x = -0.62; head.add(hair);
   const back = mesh(new THREE.SphereGeometry(0.126, 32, 24), hairMat, 0, 0.09, -0.03); back.scale.set(0.98, 1.05, 0.85); head.add(back);
   const nose = mesh(new THREE.ConeGeometry(0.012, 0.03, 12), skin, 0, 0.085, 0.118); nose.rotation.x = Math.PI / 2.4; head.add(nose);
 
@@ -41,7 +43,7 @@ export function createDefaultAvatar() {
     const lid = mesh(new THREE.SphereGeometry(0.027, 24, 16, 0, 2 * Math.PI, 0, Math.PI / 2), skin);
     lidPivot.add(lid);
     const lash = mesh(new THREE.TorusGeometry(0.0265, 0.002, 6, 32, Math.PI), hairMat); lash.rotation.x = Math.PI / 2; lidPivot.add(lash);   // along the lid's front rim
-    const brow = mesh(new THREE.BoxGeometry(0.045, 0.007, 0.008), hairMat, side * 0.045, 0.16, 0.105);
+    const brow = mesh(new THREE.BoxGeometry(0.042, 0.009, 0.01), hairMat, side * 0.045, 0.15, 0.107);
     head.add(brow);
     eyes[name] = { pupil, lidPivot, brow, side };
   }
@@ -67,7 +69,7 @@ export function createDefaultAvatar() {
       e.pupil.position.set(pose.eyeX * 0.01, pose.eyeY * 0.008, 0);
       e.pupil.visible = closed < 0.75;           // the flat iris would show through the closed lid
       const brow = name === "L" ? pose.browL : pose.browR;
-      e.brow.position.y = 0.158 + brow * 0.01 + (shapes.browInnerUp || 0) * 0.006;
+      e.brow.position.y = 0.15 + brow * 0.01 + (shapes.browInnerUp || 0) * 0.006;
       e.brow.rotation.z = e.side * brow * -0.15;
     }
     const v = pose.vowels || {};
