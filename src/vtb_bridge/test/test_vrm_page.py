@@ -23,7 +23,20 @@ import numpy as np
 import pytest
 
 from vtb_bridge.avatar_server import VRM_PAGE, WEB_DIR, AvatarServer
-from vrm_fixture import write_vrm
+
+
+def _fixture():
+    """vrm_fixture.py beside this file (pytest's importlib mode puts no test folder on sys.path)."""
+    import importlib.util
+    import sys
+    if "vrm_fixture" not in sys.modules:
+        spec = importlib.util.spec_from_file_location("vrm_fixture", Path(__file__).with_name("vrm_fixture.py"))
+        sys.modules["vrm_fixture"] = module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    return sys.modules["vrm_fixture"]
+
+
+write_vrm = _fixture().write_vrm
 
 JS = Path(__file__).resolve().parent / "js"
 NM = JS / "node_modules"
