@@ -218,10 +218,13 @@ def observe(data, rx, vts_values, joint_state):
     return got
 
 
-def test_the_builtin_page_tilts_the_head_the_way_live2d_does(start_process, tmp_path):
+@pytest.mark.parametrize("page", ["2d", "3d"])
+def test_the_builtin_page_tilts_the_head_the_way_live2d_does(start_process, tmp_path, page):
     """ParamAngleZ > 0 (Live2D, VTube Studio): the top of the head towards the screen's right,
-    clockwise on screen. Headless Chromium draws the page (test/js/screenshot.js); the hair, above
-    the face's centre, moves to the right of the face's centre for +20 and to its left for -20."""
+    clockwise on screen. Headless Chromium draws the page (test/js/screenshot.js); on the 2D page
+    (/2d) the hair, above the face's centre, moves to the right of the face's centre for +20 and
+    to its left for -20; on the 3D page (/) the head bone turns clockwise as the viewer sees it
+    (a negative rotation about the axis towards the viewer, three.js's +z)."""
     import json
     import os
     import shutil
@@ -249,7 +252,8 @@ def test_the_builtin_page_tilts_the_head_the_way_live2d_does(start_process, tmp_
     streamer = threading.Thread(target=stream, daemon=True)
     streamer.start()
     try:
-        shots = start_process([node, js / "screenshot.js", url, tmp_path, "right:ParamAngleZ=20",
+        shots = start_process([node, js / "screenshot.js", url + ("2d" if page == "2d" else ""), tmp_path,
+                               "right:ParamAngleZ=20",
                                "left:ParamAngleZ=-20"], name="screenshot")
         deadline = time.monotonic() + 90
         while '"shot":"right"' not in shots.output().replace(" ", ""):
@@ -264,6 +268,12 @@ def test_the_builtin_page_tilts_the_head_the_way_live2d_does(start_process, tmp_
         streamer.join(2)
         server.stop()
 
+    states = [json.loads(line)["state"] for line in shots.output().splitlines() if line.startswith('{"shot"')]
+    assert [s["params"]["ParamAngleZ"] for s in states] == [20, -20]
+    if page == "3d":
+        assert states[0]["head"]["z"] < -5 and states[1]["head"]["z"] > 5, [s["head"] for s in states]
+        return
+
     def hair_right_of_face(path):
         img = np.asarray(Image.open(path).convert("RGB")).astype(np.int16)[:, :560]   # the panel is right
         near = lambda rgb: (np.abs(img - np.array(rgb)).sum(axis=2) < 30)               # noqa: E731
@@ -273,5 +283,3 @@ def test_the_builtin_page_tilts_the_head_the_way_live2d_does(start_process, tmp_
 
     right, left = hair_right_of_face(tmp_path / "right.png"), hair_right_of_face(tmp_path / "left.png")
     assert right > 8 and left < -8, f"hair minus face centre, x: {right:.1f} px at +20, {left:.1f} px at -20"
-    states = [json.loads(line)["state"] for line in shots.output().splitlines() if line.startswith('{"shot"')]
-    assert [s["params"]["ParamAngleZ"] for s in states] == [20, -20]
