@@ -2,7 +2,7 @@
 
 Isolation: the whole test session gets its own ROS_DOMAIN_ID and localhost-only discovery, so
 parallel runs on one machine (or a graph a developer has running) never see each other.
-Processes started by the tests inherit it. It also gets its own XDG_CONFIG_HOME, so the
+Processes started by the tests inherit it. Each test also gets its own XDG_CONFIG_HOME, so the
 bridge's page settings and VTube Studio token of one test (or of the user) never reach another.
 """
 from __future__ import annotations
@@ -22,9 +22,13 @@ ROOT = Path(__file__).resolve().parent
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
 os.environ.pop("ROS_LOCALHOST_ONLY", None)  # deprecated in Jazzy, conflicts with the above
-if "VTB_TEST_CONFIG_HOME" not in os.environ:
-    import tempfile
-    os.environ["VTB_TEST_CONFIG_HOME"] = os.environ["XDG_CONFIG_HOME"] = tempfile.mkdtemp(prefix="vtb-test-config-")
+
+
+@pytest.fixture(autouse=True)
+def _own_config_home(tmp_path_factory, monkeypatch):
+    """A fresh XDG_CONFIG_HOME per test: a bridge that saves its page settings (any parameter
+    set of mirror, sensitivities, smoothing) must not hand them to the next test's bridge."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
 
 
 class RosTestNode:

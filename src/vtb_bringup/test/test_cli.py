@@ -161,7 +161,8 @@ def test_bench_perception_without_the_peer(tmp_path):
     r = vtb("bench", "perception", "--frames", "40", "--no-mediapipe", "--json", out)
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
-    assert result["vtb_ms"] > 0 and set(result["stages"]) == {"detect", "crop", "landmarks", "iris", "total"}
+    assert result["vtb_ms"] > 0 and set(result["stages"]) == {"detect", "crop", "landmarks", "iris", "total",
+                                                                     "blendshapes", "total_with_blendshapes"}
     assert result["vtb"]["frames_without_face"] == 0 and len(result["vtb"]["face_ids"]) == 1
     assert "vtb total" in r.stdout
 
