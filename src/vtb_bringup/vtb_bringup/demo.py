@@ -13,7 +13,7 @@ import numpy as np
 
 from .annotate import VideoOut, annotate, write_avatar_csv
 from .monitor import GraphMonitor, stamp_ns
-from .runner import GraphRunner
+from .runner import GraphRunner, stop_signals
 from .sources import clip_source
 
 
@@ -47,11 +47,17 @@ def run_demo(frames: int = 150, rate: float = 30.0, model: str = "short", socket
         detector = runner.node("vtb_detector")
         idle = monitor.table_every(
             stats_every, log, lambda: f", {detector.counts['dropped']} stale images dropped by the detector")
+        stop = stop_signals()     # Ctrl-C / SIGTERM end the spin between callbacks
         try:
-            code = runner.spin(idle=idle)
+            code = runner.spin(idle=idle, stop=stop)
+            if stop is not None and stop.requested:
+                log("demo: stopped")
         except KeyboardInterrupt:
             code = 0
             log("demo: stopped")
+        finally:
+            if stop is not None:
+                stop.restore()
         log(monitor.table())
         if code:
             return code

@@ -164,26 +164,32 @@ class GraphRunner:
         self.add_node(self.source_node)
         return self.source_node
 
-    def wait_for_detector(self, timeout: float = 30.0) -> bool:
+    def wait_for_detector(self, timeout: float = 30.0, stop=None) -> bool:
         """Spin until the source's image publisher has met the detector's subscription, so
         the first frames are not lost to discovery."""
         deadline = time.monotonic() + timeout
         while self.source_node.image_pub.get_subscription_count() < 1:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or (stop is not None and stop.requested):
                 return False
             self.executor.spin_once(timeout_sec=0.05)
         return True
 
-    def spin(self, duration: float | None = None, tail: float = 1.0, idle=None) -> int:
+    def spin(self, duration: float | None = None, tail: float = 1.0, idle=None, stop=None) -> int:
         """Spin until Ctrl-C, `duration` seconds, or `tail` seconds after a finite source ended.
-        `idle` is called between callbacks (the demo's live table). Returns an exit code."""
+        `idle` is called between callbacks (the demo's live table). `stop`: a
+        vtb_common.node_main.StopSignals, whose signals then end the loop (exit 0) instead of
+        raising inside rclpy's callbacks. Returns an exit code."""
+        if stop is not None:
+            stop.spinning = True
         if self.source_node is not None:
-            if not self.wait_for_detector():
+            if not self.wait_for_detector(stop=stop):
+                if stop is not None and stop.requested:
+                    return 0
                 self.log("vtb run: the detector did not appear on the graph")
                 return 1
             self.source_node.start()
         t0, ended_at = time.monotonic(), None
-        while rclpy.ok():
+        while rclpy.ok() and not (stop is not None and stop.requested):
             self.executor.spin_once(timeout_sec=0.05)
             if idle is not None:
                 idle()
@@ -225,18 +231,17 @@ def graph_topics(nodes, include_images: bool) -> list:
     return [found[t] for t in sorted(found)]
 
 
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
-
-
-def stop_on_sigterm():
-    """SIGTERM (docker stop, a supervisor, ros2 launch after SIGINT) stops like Ctrl-C: the
-    source and detector threads first, the bag closed with its metadata, exit 0. With rclpy's
-    own handlers off (SignalHandlerOptions.NO) Python's default would kill the process at once."""
-    import signal
+def stop_signals():
+    """SIGINT (Ctrl-C) and SIGTERM (docker stop, a supervisor, ros2 launch after SIGINT) stop
+    alike: the source and detector threads first, the bag closed with its metadata, exit 0
+    (vtb_common.node_main.StopSignals: while spinning, a signal only ends the loop). None off
+    the main thread, where signals cannot be handled."""
     import threading
+
+    from vtb_common.node_main import StopSignals
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        return StopSignals().install()
+    return None
 
 
 def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",
@@ -248,7 +253,7 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
     from .recorder import check_target
     if record:
         check_target(record)  # before the models load: a bad path fails at once
-    stop_on_sigterm()
+    stop = stop_signals()
     runner = GraphRunner(arguments, executor=executor, log=log)
     recorder = None
     try:
@@ -269,14 +274,21 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
             from .recorder import BagRecorder
             recorder = BagRecorder(monitor, record, graph_topics(runner.nodes, record_images))
             log(f"vtb run: recording {len(recorder.counts)} topics into {record} (rosbag2, mcap)")
-        code = runner.spin(duration=duration, idle=monitor.table_every(stats_every, log))
+        code = runner.spin(duration=duration, idle=monitor.table_every(stats_every, log), stop=stop)
+        if stop is not None and stop.requested:
+            log("vtb run: stopped")
+            stop.ignore()
         log(monitor.table())
         return code
     except KeyboardInterrupt:
         log("vtb run: stopped")
         return 0
     finally:
+        if stop is not None:
+            stop.ignore()    # a second signal must not cut the clean-up short
         if recorder is not None:
             recorder.close()
             log(f"vtb run: recorded {sum(recorder.counts.values())} messages into {record}")
         runner.shutdown()
+        if stop is not None:
+            stop.restore()

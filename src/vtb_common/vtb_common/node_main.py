@@ -3,9 +3,12 @@
 rclpy's own signal handlers shut the context down the moment SIGINT arrives, while a node's
 worker thread (the detector's) may still publish into it ("publisher's context is invalid"),
 and on SIGTERM `spin()` raises ExternalShutdownException (a traceback, exit 1; `ros2 launch`
-escalates SIGINT to SIGTERM after 5 s, `docker stop` sends SIGTERM). Here both signals raise
-KeyboardInterrupt in the main thread, the node is destroyed first (its destroy_node stops its
-threads), and only then is the context shut down: exit 0, no traceback.
+escalates SIGINT to SIGTERM after 5 s, `docker stop` sends SIGTERM). Here both signals end the
+spin loop (StopSignals), the node is destroyed first (its destroy_node stops its threads), and
+only then is the context shut down: exit 0, no traceback. While spinning, a signal only sets a
+flag the loop checks every 0.1 s: an exception raised from the handler lands wherever Python
+code runs, and inside rclpy's message conversion (take_message) pybind11 turns it into
+"RuntimeError: Unable to convert call argument" and a traceback (seen in CI on SIGTERM).
 
 A lifecycle node ends the run the same way once its shutdown transition has set `finished`.
 """
@@ -19,8 +22,36 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
+class StopSignals:
+    """SIGINT and SIGTERM handlers. While `spinning` is true they only set `requested`, for the
+    spin loop to see; otherwise (starting up: loading models, discovery) they raise
+    KeyboardInterrupt, which stops the start-up."""
+
+    def __init__(self):
+        self.requested = False
+        self.spinning = False
+        self._previous = {}
+
+    def install(self) -> "StopSignals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def restore(self):
+        """The handlers there were before install()."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handler(self, signum, frame):
+        self.requested = True
+        if not self.spinning:
+            raise KeyboardInterrupt
+
+    @staticmethod
+    def ignore():
+        """During the clean-up: a second signal must not cut it short with a traceback."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
@@ -28,18 +59,18 @@ def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
     lifecycle node shut down); returns the exit code (0). An exception of a `fatal` type (e.g.
     a missing model) is printed as one line and gives exit code 3."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    stop = StopSignals().install()
     node, code = None, 0
     executor = SingleThreadedExecutor()
     try:
         node = make_node()
         executor.add_node(node)
-        while rclpy.ok() and not getattr(node, "finished", False):
-            # short waits: the signal handler runs between them (a plain spin() waits in C)
+        stop.spinning = True
+        while rclpy.ok() and not stop.requested and not getattr(node, "finished", False):
+            # short waits: the loop sees a signal within 0.1 s (a plain spin() waits in C)
             executor.spin_once(timeout_sec=0.1)
-        if rclpy.ok():   # finished: a little longer, so the shutdown transition's answer goes out
-            for _ in range(3):
+        if rclpy.ok() and not stop.requested:   # finished: a little longer, so the shutdown
+            for _ in range(3):                  # transition's answer goes out
                 executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
@@ -47,9 +78,7 @@ def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
         print(f"{name or 'node'}: {e}", file=sys.stderr)
         code = 3
     finally:
-        # a second signal during the clean-up must not cut it short with a traceback
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        StopSignals.ignore()
         if node is not None:
             executor.remove_node(node)
             node.destroy_node()
