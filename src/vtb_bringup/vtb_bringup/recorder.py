@@ -170,6 +170,7 @@ class BagRecorder:
         except OSError as e:
             raise RecordError(f"recording target {self.path} cannot be created: {e.strerror}") from e
         self._connections = {}
+        self._sealed_chunks = 0   # chunks the file's end and metadata.yaml account for
         self.checkpoint()  # readable (empty) from the start
         # one exclusive group: the writer is not thread-safe under a MultiThreadedExecutor
         group = MutuallyExclusiveCallbackGroup()
@@ -192,6 +193,8 @@ class BagRecorder:
                     conn = self._connections[topic] = self._add_connection(topic, msgtype, schema, qos)
                 self._writer.write(conn, stamp, data)
                 self.counts[topic] += 1
+                if len(self._writer.storage.chunks) != self._sealed_chunks:
+                    self._seal(close_pending=False)   # rosbags closed a full chunk itself
         return on_message
 
     def _add_connection(self, topic, msgtype, schema, qos):
@@ -206,21 +209,28 @@ class BagRecorder:
         """Make what was written so far a readable bag: end the pending chunk, end the file
         (the next chunk overwrites that end), and metadata.yaml to match."""
         with self._lock:
-            writer = self._writer
-            if writer is None:
-                return
-            storage = writer.storage  # rosbags' McapWriter
-            if storage.chunk.bio.tell():
-                storage.close_chunk()
-            end = storage.bio.tell()
-            storage.bio.write(MCAP_OPEN_END)
-            storage.bio.flush()  # to the OS: a killed process loses nothing written before
-            storage.bio.seek(end)
-            writer.storage = _MetadataOnly(storage)
-            try:
-                writer.close()
-            finally:
-                writer.storage = storage
+            if self._writer is not None:
+                self._seal(close_pending=True)
+
+    def _seal(self, close_pending: bool):
+        """(Under the lock.) End the file after the last closed chunk and write metadata.yaml
+        for exactly what the chunks hold. Also called after rosbags closed a full chunk (1 MiB)
+        by itself: that chunk overwrote the file's end, and a kill before the next checkpoint
+        left metadata counting messages the file could no longer give (149 against 119)."""
+        writer = self._writer
+        storage = writer.storage  # rosbags' McapWriter
+        if close_pending and storage.chunk.bio.tell():
+            storage.close_chunk()
+        end = storage.bio.tell()
+        storage.bio.write(MCAP_OPEN_END)
+        storage.bio.flush()  # to the OS: a killed process loses nothing written before
+        storage.bio.seek(end)
+        writer.storage = _MetadataOnly(storage)
+        try:
+            writer.close()
+        finally:
+            writer.storage = storage
+        self._sealed_chunks = len(storage.chunks)
 
     def summary(self) -> str:
         return f"recorded {sum(self.counts.values())} messages to {self.path}: " + ", ".join(
