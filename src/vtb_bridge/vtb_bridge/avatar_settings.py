@@ -81,14 +81,19 @@ def load(path: Path | None) -> dict:
     return good
 
 
-def save(path: Path, settings: dict) -> None:
-    """Write `settings` whole: a temporary file beside it, 0600, renamed over it."""
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path` whole, readable by the user only: a temporary file beside it,
+    0600, renamed over it (also the VTube Studio token's way)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.fchmod(fd, 0o600)  # O_CREAT's mode is ignored for a stale temporary file
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({k: settings[k] for k in SETTINGS if k in settings}, f, indent=1)
-        f.write("\n")
+        f.write(text)
     os.replace(tmp, path)
+
+
+def save(path: Path, settings: dict) -> None:
+    """Write `settings` whole (write_private)."""
+    write_private(path, json.dumps({k: settings[k] for k in SETTINGS if k in settings}, indent=1) + "\n")

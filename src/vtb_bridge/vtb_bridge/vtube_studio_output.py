@@ -89,6 +89,7 @@ import threading
 from pathlib import Path
 
 from vtb_bridge.avatar_frame import AvatarFrame, finite as _finite
+from vtb_bridge.avatar_settings import write_private
 
 DEFAULT_URL = "ws://localhost:8001"
 API_NAME = "VTubeStudioPublicAPI"
@@ -297,13 +298,7 @@ class VTubeStudioOutput:
         return token or None
 
     def _save_token(self, token: str):
-        self.token_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.token_path.with_name(self.token_path.name + ".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.fchmod(fd, 0o600)  # O_CREAT's mode is ignored for a stale temporary file left behind
-        with os.fdopen(fd, "w", encoding="ascii") as f:
-            f.write(token + "\n")
-        os.replace(tmp, self.token_path)
+        write_private(self.token_path, token + "\n")   # 0600 even over a stale temporary file
         self._count("tokens_saved")
 
     def _forget_token(self):
