@@ -138,6 +138,8 @@ def sigmoid(x):
 # model's contours do (blinks), it loses more small faces, and head pose from its depth is
 # worse on the real faces (4.2 against 3.4 deg): the mesh + iris stays the default.
 LANDMARK_MODELS = {"face_landmarker": ("face_landmarker", 478), "face_mesh": ("face_landmark", 468)}
+# the one place the default is chosen: the pipeline, the node, the CLI, the evaluations read it
+DEFAULT_LANDMARK_MODEL = "face_mesh"
 
 
 class FaceMesh:
@@ -145,7 +147,7 @@ class FaceMesh:
     face-presence score per region."""
 
     def __init__(self, backend="auto", provider="cpu", threads=1, models_dir=None, logger=None,
-                 model: str = "face_mesh"):
+                 model: str = DEFAULT_LANDMARK_MODEL):
         if model not in LANDMARK_MODELS:
             raise ValueError(f"landmark_model must be one of {', '.join(LANDMARK_MODELS)}, got {model!r}")
         name, self.points = LANDMARK_MODELS[model]

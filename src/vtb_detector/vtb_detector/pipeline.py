@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .blazeface import face_detector
-from .landmarks import FaceMesh, IrisModel, Roi, refine_with_iris, roi_from_detection, roi_from_landmarks
+from .landmarks import DEFAULT_LANDMARK_MODEL, FaceMesh, IrisModel, Roi, refine_with_iris, roi_from_detection, roi_from_landmarks
 from .tracker import box_iou, new_face_id
 
 # BlazeFace's 6 keypoints, rebuilt from the landmarks so every face carries them: subject's
@@ -71,7 +71,7 @@ class FacePipeline:
                  presence_threshold: float = 0.2, redetect_threshold: float = 0.8,
                  refine_iris: bool = True, backend: str = "auto", provider: str = "cpu",
                  threads: int = 1, score_threshold: float | None = None, models_dir=None, logger=None,
-                 keep_id_frames: int = 10, landmark_model: str = "face_mesh", detector_options: dict | None = None):
+                 keep_id_frames: int = 10, landmark_model: str = DEFAULT_LANDMARK_MODEL, detector_options: dict | None = None):
         # detector_options: RetinaFace's scale, drop_levels, anchor_stride (blazeface.face_detector)
         self.detector = face_detector(detector, score_threshold, provider, threads, backend, models_dir, logger,
                                       **(detector_options or {}))
