@@ -80,6 +80,88 @@ def test_aflw_reader_takes_the_reannotation_row_of_each_mat(tmp_path):
     np.testing.assert_allclose(s.faces[0], reannotated[3].T - 0.5)
 
 
+def test_aflw_reader_maps_names_to_rows_through_the_crop_list(tmp_path):
+    """3DDFA's AFLW2000-3D_crop.list names each row: the re-annotated points come from the row of
+    the image's name, even where the .mat's fitted points match no row (or another one)."""
+    rng = np.random.default_rng(2)
+    fitted = rng.uniform(0, 400, (6, 3, 68))
+    reannotated = rng.uniform(0, 400, (6, 2, 68))
+    labels = tmp_path / "aflw2000" / "3ddfa_labels"
+    labels.mkdir(parents=True)
+    np.save(labels / datasets.FITTED, fitted)
+    np.save(labels / datasets.REANNOTATED, reannotated)
+    names = ["image00001", "image00003", "image00010", "image00002", "image00022", "image00005"]
+    (tmp_path / "aflw2000" / datasets.CROP_LIST).write_text("".join(f"{n}.jpg\n" for n in names))
+    img = np.zeros((450, 450, 3), np.uint8)
+    # image00010 is on row 2; its .mat's fitted points are row 4's (sorted order or matching
+    # would pick another row)
+    _write_aflw(tmp_path / "aflw2000" / "dev", "image00010", img, (0.1, 0.2, 0.3), fitted[4])
+    _write_aflw(tmp_path / "aflw2000" / "dev", "image00002", img, (0.1, 0.2, 0.3), rng.uniform(0, 400, (3, 68)))
+    _write_aflw(tmp_path / "aflw2000" / "prnet", "image00005", img, (0.0, 1.9, 0.0), fitted[5])
+    samples = datasets.real_data_samples(tmp_path)
+    by_name = {s.image.stem: s for s in samples}
+    assert set(by_name) == {"image00010", "image00002", "image00005"}
+    np.testing.assert_allclose(by_name["image00010"].faces[0], reannotated[2].T - 0.5)
+    np.testing.assert_allclose(by_name["image00002"].faces[0], reannotated[3].T - 0.5)
+    np.testing.assert_allclose(by_name["image00005"].faces[0], reannotated[5].T - 0.5)
+    assert all(s.label_source == "3DDFA re-annotation" for s in samples)
+    # dev/ and prnet/ are read, each its own set: together the development half
+    assert by_name["image00010"].set == "AFLW2000-3D dev" and by_name["image00005"].set == "AFLW2000-3D prnet"
+    assert real.aflw_label(s.set for s in samples) == "AFLW2000-3D dev half"
+
+
+def test_pose_protocol_drops_labels_over_99_degrees_bands_by_yaw_and_counts_misses():
+    # pitch, yaw, roll labels: two over 99 degrees (dropped), the rest in the three |yaw| bands
+    labels = np.array([[5, 10, 0], [-10, -29.9, 3], [0, 30, 0], [2, -45, 1], [0, 59, 0], [3, 60, -2],
+                       [0, -85, 0], [120, 20, 0], [0, 10, -100.5], [0, -99, 0]], float)
+    over = real.over_limit(labels)
+    assert over.tolist() == [False] * 7 + [True, True, False], "|pitch| 120 and |roll| 100.5 over 99; 99 itself kept"
+    kept = labels[~over]
+    assert real.yaw_band(kept[:, 1]).tolist() == [0, 0, 1, 1, 1, 2, 2, 2]
+    assert real.band_names() == ["0-30", "30-60", "60-90"]
+    # a method 2 degrees off in yaw; it missed the second face (band 0-30) and the last two
+    # (band 60-90)
+    pred = kept + [0, 2, 0]
+    pred[[1, 6, 7]] = np.nan
+    r = real.score_pose(kept, pred, sets=["a"] * 4 + ["b"] * 4)
+    assert (r["n"], r["missed"], r["missed_pct"]) == (5, 3, 37.5)
+    assert r["mae_yaw"] == pytest.approx(2) and r["mae_pitch"] == 0 and r["mae_mean"] == pytest.approx(2 / 3)
+    assert r["bands"]["0-30"] == {"faces": 2, "n": 1, "missed": 1, "missed_pct": 50.0, "mae_mean": pytest.approx(2 / 3)}
+    assert (r["bands"]["30-60"]["faces"], r["bands"]["30-60"]["missed"]) == (3, 0)
+    assert (r["bands"]["60-90"]["faces"], r["bands"]["60-90"]["n"], r["bands"]["60-90"]["missed"]) == (3, 1, 2)
+    assert r["by_set"]["b"] == {"faces": 4, "n": 2, "mae_mean": pytest.approx(2 / 3)}
+    assert r["errors"][1] is None and r["errors"][0] == [0, 2, 0]
+    # the error wraps: 179 against -179 is 2 degrees
+    assert real.score_pose([[0, 0, 179]], [[0, 0, -179]])["mae_roll"] == pytest.approx(2)
+
+
+def test_depth_scale_leave_one_out_is_vectorised_and_follows_the_estimator():
+    class Estimator:
+        def __init__(self, depth_scale: float = 0.8):
+            pass
+    scales = real.depth_scales(Estimator)
+    assert 0.8 in scales and len(scales) == 7 and scales == tuple(sorted(scales))
+    assert real.depth_scales(lambda method="x": None) == ()
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(-60, 60, (2000, 3))
+    preds = {d: truth + rng.normal(0, 1 + abs(d - 1.1) * 10, truth.shape) for d in (1.0, 1.1, 1.2)}
+    preds[1.2][5] = np.nan  # a miss: that face is left out of the choice
+    r = real.leave_one_out(preds, truth)
+    assert r["faces"] == 1999 and r["picked"] == [1.1]
+    assert r["mae_mean"] == pytest.approx(np.abs(np.delete(preds[1.1] - truth, 5, 0)).mean(), rel=1e-9)
+
+
+def test_sample_size_warning_only_for_a_small_sample(rendered_eval):
+    assert "16 AFLW2000-3D images are far too few" in real.sample_size_note(16)
+    assert real.sample_size_note(500) is None and real.sample_size_note(0) is None
+    r = json.loads(json.dumps(rendered_eval))
+    assert "3 AFLW2000-3D images are far too few" in real.format_table(r)
+    r["stills"]["pose"]["faces"] = 500
+    assert "too few" not in real.format_table(r)
+    r["stills"]["pose"]["faces"] = 16
+    assert "16 AFLW2000-3D images are far too few" in real.format_table(r)
+
+
 def test_68_point_mapping_and_nme():
     assert len(real.MEDIAPIPE_TO_68) == 68 and real._PAIRS.max() < 468
     lm = np.random.default_rng(0).uniform(0, 100, (478, 3))
@@ -117,6 +199,8 @@ def rendered_data(tmp_path_factory):
         lm = renderer.project_landmarks(r, np.array([0.0, 0.0, 0.45]), k)
         pt3d = np.vstack([(real.to68(lm) + 0.5).T, np.zeros(68)])  # 1-based, as the .mat files
         _write_aflw(root / "aflw2000" / "prnet", f"image{n:05d}", rgb, pyr, pt3d)
+        if n == 0:  # the same face in dev/, its pitch label over 99 degrees: dropped from the pose
+            _write_aflw(root / "aflw2000" / "dev", "image00100", rgb, (np.radians(105), *pyr[1:]), pt3d)
     video = root / "video"
     video.mkdir()
     writer = cv2.VideoWriter(str(video / "turning.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30, (640, 480))
@@ -128,21 +212,35 @@ def rendered_data(tmp_path_factory):
     return root
 
 
-def test_eval_real_on_renders_of_known_pose(rendered_data):
-    r = real.run_real_eval(rendered_data, with_mediapipe=False, echo=lambda m: None)
+@pytest.fixture(scope="module")
+def rendered_eval(rendered_data):
+    return real.run_real_eval(rendered_data, with_mediapipe=False, echo=lambda m: None)
+
+
+def test_eval_real_on_renders_of_known_pose(rendered_eval):
+    r = rendered_eval
     s = r["stills"]
-    assert s["faces"] == 2 and s["landmarks"]["vtb"]["found"] == 2
+    assert s["faces"] == 3 and s["landmarks"]["vtb"]["found"] == 3
     assert s["landmarks"]["vtb"]["nme68"] < 6, "the labels are the render's own landmarks"
-    pose = s["pose"]["methods"]
-    assert pose["vtb"]["n"] == 2 and pose["vtb"]["mae_mean"] < 5 and pose["vtb"]["geodesic_mean"] < 8, \
-        "AFLW's angles of the rendered pose, read back through the same convention"
+    assert set(s["by_set"]) == {"AFLW2000-3D dev", "AFLW2000-3D prnet"}
+    assert s["aflw"]["name"] == "AFLW2000-3D dev half" and s["aflw"]["faces"] == 3
+    # the protocol: the image labelled over 99 degrees is dropped from the pose, and counted
+    p = s["pose"]
+    assert (p["faces"], p["dropped"], p["kept"], p["dropped_images"]) == (3, 1, 2, ["image00100.jpg"])
+    pose = p["methods"]
+    assert pose["vtb"]["n"] == 2 and pose["vtb"]["missed"] == 0 and pose["vtb"]["mae_mean"] < 5 \
+        and pose["vtb"]["geodesic_mean"] < 8, "AFLW's angles of the rendered pose, read back through the same convention"
     assert pose["6-point PnP on the labels' 68"]["n"] == 2
+    assert pose["vtb"]["bands"]["0-30"]["faces"] == 2 and p["bands"] == {"0-30": 2, "30-60": 0, "60-90": 0}
+    assert p["depth_scale_loo"]["faces"] == 2
+    assert any(k.startswith("missed <= 2 %") for k in r["goals"])
     (v,) = r["videos"]
     assert v["frames"] == 20 and v["tracking"]["short"] == {"frames_found": 20, "ids": 1, "losses": 0,
                                                            "id_changes": 0}
     assert v["jitter"]["vtb"]["pose_filtered_deg"] is not None
     table = real.format_table(r)
-    assert "head pose on 2 AFLW2000-3D faces" in table and "turning.mp4" in table and "goals:" in table
+    assert "head pose on AFLW2000-3D dev half: 3 faces, 1 dropped" in table and "turning.mp4" in table
+    assert "goals:" in table and "HopeNet 6.16" in table and "60-90 (0 faces)" in table
 
 
 def test_cli_names_data_when_there_is_none(tmp_path):

