@@ -21,8 +21,8 @@ ARGUMENTS = [
     ("model", "", "face detector: short (within about 2 m), full (far and small faces), auto (both) or "
                   "retinaface (trained RetinaFace; scale and levels in the YAML); "
                   "empty: the YAML's"),
-    ("landmark_model", "", "landmark model: face_mesh (468-point mesh + iris) or face_landmarker (MediaPipe "
-                           "Face Landmarker's 478 points; LiteRT only); empty: the YAML's"),
+    ("landmark_model", "", "landmark model: face_landmarker (MediaPipe Face Landmarker's 478 points, the "
+                           "YAML's default) or face_mesh (468-point mesh + iris); empty: the YAML's"),
     ("backend", "", "inference backend: auto (LiteRT on the CPU), litert or onnxruntime; empty: the YAML's"),
     ("provider", "", "ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu); empty: the YAML's"),
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "

@@ -34,7 +34,7 @@ from vtb_common.parameters import any_value, declare_parameters, in_range, one_o
 from vtb_msgs.msg import Face, FaceArray
 
 from .debug_draw import draw_faces
-from .landmarks import LANDMARK_MODELS
+from .landmarks import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
 from .image_msg import DEFAULT_MAX_PIXELS, ImageError, compressed_to_rgb, image_to_rgb, rgb_to_image
 from .pipeline import FacePipeline
 
@@ -57,10 +57,10 @@ PARAMETERS = [
                                 "blurred or partly hidden faces score 0.2-0.5 with their landmarks still on the face)"),
     ("keep_id_frames", 10, "a face found where one was lost within this many frames gets the lost face's id back"),
     ("redetect_threshold", 0.8, "a presence score below this makes the next frame run the detector"),
-    ("landmark_model", "face_mesh", "'face_mesh' (468-point mesh + iris model; LiteRT or ONNX Runtime) or "
-                                    "'face_landmarker' (MediaPipe Face Landmarker's 478 points in one pass: closer "
-                                    "to labelled real faces, slower, weaker on blinks; LiteRT only); see "
-                                    "vtb_detector.landmarks.LANDMARK_MODELS"),
+    ("landmark_model", DEFAULT_LANDMARK_MODEL,
+     "'face_landmarker' (MediaPipe Face Landmarker's 478 points in one pass, the default: closest to "
+     "labelled real faces) or 'face_mesh' (468-point mesh + iris model); see "
+     "vtb_detector.landmarks.LANDMARK_MODELS"),
     ("refine_iris", True, "face_mesh: run the iris model, 478 landmarks (MediaPipe layout) instead of 468"),
     ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
     ("provider", "cpu", "ONNX Runtime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
