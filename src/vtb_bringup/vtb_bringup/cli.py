@@ -331,7 +331,11 @@ def cmd_test(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vtb_detector.landmarks import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
     ap = argparse.ArgumentParser(prog="vtb", description="vtb: real-time face tracking as a ROS 2 graph")
+    # vtb_detector.landmarks.DEFAULT_LANDMARK_MODEL chooses the default: the help says its value
+    landmark_models = (f"face_mesh: the 468-point mesh + iris model; face_landmarker: the Face Landmarker's 478 "
+                       f"points (default: {DEFAULT_LANDMARK_MODEL}, vtb's default landmark model)")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("models", help="fetch, verify or locate the face models")
@@ -352,8 +356,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retinaface: resize factor of the image before the network (default 1.0)")
     p.add_argument("--drop-levels", default="", metavar="STRIDES",
                    help="retinaface: comma list of pyramid strides to skip, e.g. 8 (default none)")
-    p.add_argument("--landmark-model", choices=["face_mesh", "face_landmarker"], default="face_mesh",
-                   help="landmark model (default face_mesh: 468-point mesh + iris)")
+    p.add_argument("--landmark-model", choices=list(LANDMARK_MODELS), default=DEFAULT_LANDMARK_MODEL,
+                   help=f"landmark model: {landmark_models}")
     p.add_argument("--json", action="store_true",
                    help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
                         '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
@@ -395,8 +399,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="real, blendshapes: the data folder (default ../shared/realdata beside the checkout)")
     p.add_argument("--model", default="short", choices=["short", "full", "auto", "retinaface"],
                    help="real: vtb's detector model for the stills (default short; the videos run all three)")
-    p.add_argument("--landmark-model", default="face_mesh", choices=["face_mesh", "face_landmarker"],
-                   help="real, blendshapes: vtb's landmark model (default face_mesh)")
+    p.add_argument("--landmark-model", default=DEFAULT_LANDMARK_MODEL, choices=list(LANDMARK_MODELS),
+                   help=f"real, blendshapes: vtb's landmark model: {landmark_models}")
     p.add_argument("--no-mediapipe", action="store_true", help="real, blendshapes: skip the MediaPipe peer")
     p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")

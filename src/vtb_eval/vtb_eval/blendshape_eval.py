@@ -60,8 +60,12 @@ def expression_clip(n_frames: int = 120, size=(640, 480)):
 
 
 def run_blendshape_eval(data: Path | None = None, with_mediapipe: bool = True, echo=print,
-                        max_video_frames: int = MAX_VIDEO_FRAMES, landmark_model: str = "face_mesh") -> dict:
+                        max_video_frames: int = MAX_VIDEO_FRAMES, landmark_model: str | None = None) -> dict:
+    """landmark_model: vtb's (default vtb_detector.landmarks.DEFAULT_LANDMARK_MODEL)."""
     from vtb_gaze.blendshapes import BlendshapeEstimator
+    if landmark_model is None:
+        from vtb_detector.landmarks import DEFAULT_LANDMARK_MODEL
+        landmark_model = DEFAULT_LANDMARK_MODEL
     t0 = time.monotonic()
     estimator = BlendshapeEstimator()
     sets = []
