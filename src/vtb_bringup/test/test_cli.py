@@ -33,6 +33,7 @@ def test_detect_json(astronaut_png, model):
     assert abs(x + w / 2 - 225) < 12 and abs(y + h / 2 - 128) < 12
     assert face["score"] > 0.85 and len(face["id"]) == 4 and len(face["keypoints"]) == 6
     assert face["landmarks"] == 478 and face["landmark_confidence"] > 0.9
+    assert "landmarks_px" not in face, "the points only with --landmarks"
     assert set(out["stages_ms"]) == {"detect", "crop", "landmarks", "iris", "total", "blendshapes"}
     check_pose(face["pose"])
     # the 52 ARKit blendshapes by name, 0..1: the astronaut's eyes are open and she smiles
@@ -40,6 +41,28 @@ def test_detect_json(astronaut_png, model):
     assert len(shapes) == 52 and all(0.0 <= v <= 1.0 for v in shapes.values())
     assert shapes["eyeBlinkLeft"] < 0.3 and shapes["eyeBlinkRight"] < 0.3 and shapes["tongueOut"] == 0
     assert shapes["mouthSmileLeft"] > 0.3 and shapes["mouthSmileRight"] > 0.3
+
+
+def test_detect_json_landmarks(astronaut_png):
+    """--landmarks: each face's 478 points as [x, y, z] (pixels, edge 0; z the relative depth in
+    the scale of x), 2 decimals, inside the image and on the face the box found."""
+    r = vtb("detect", astronaut_png, "--json", "--landmarks")
+    assert r.returncode == 0, r.stderr
+    (face,) = json.loads(r.stdout)["faces"]
+    points = np.array(face["landmarks_px"])
+    assert points.shape == (478, 3) and face["landmarks"] == 478
+    assert np.allclose(points, np.round(points, 2))
+    assert (points[:, :2] >= 0).all() and (points[:, :2] <= 512).all()
+    x, y, w, h = face["box"]
+    assert (points[:, 0] > x - 0.3 * w).all() and (points[:, 0] < x + 1.3 * w).all()
+    assert (points[:, 1] > y - 0.5 * h).all() and (points[:, 1] < y + 1.3 * h).all()
+    assert np.hypot(*(points[:, :2].mean(0) - [x + w / 2, y + h / 2])) < 0.2 * w
+    # the nose tip (mesh point 1) at BlazeFace's nose keypoint (2); the irises (468, 473) between
+    # their eye corners (33/133, 362/263); the depth in pixels of the face's size, the nose nearest
+    assert np.hypot(*(points[1, :2] - face["keypoints"][2])) < 0.1 * w
+    for iris, (a, b) in ((468, (33, 133)), (473, (362, 263))):
+        assert min(points[a, 0], points[b, 0]) < points[iris, 0] < max(points[a, 0], points[b, 0])
+    assert 0.1 * w < np.ptp(points[:, 2]) < 1.5 * w and points[1, 2] < np.median(points[:, 2])
 
 
 def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):

@@ -84,11 +84,13 @@ def pose_json(estimate) -> dict | None:
 
 
 def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2,
-                 blendshapes=None) -> tuple[list, list[dict], float, dict]:
+                 blendshapes=None, landmarks: bool = False) -> tuple[list, list[dict], float, dict]:
     """One image as a still (FacePipeline.process_still: tracking reset, `passes` landmark
     passes), then each face's head pose and (with a vtb_gaze BlendshapeEstimator) its 52 ARKit
     blendshapes, {name: value}, null without 478 landmarks. Returns (FaceResults, faces as JSON,
-    ms, ms per stage summed over the passes; "blendshapes" among them)."""
+    ms, ms per stage summed over the passes; "blendshapes" among them). With `landmarks` each face
+    also has "landmarks_px": its points as [x, y, z], x and y in pixels (0 = the image's left/top
+    edge, pixel i's centre at i + 0.5), z the model's relative depth in the scale of x, 2 decimals."""
     import numpy as np
     t0 = time.perf_counter()
     found = pipeline.process_still(rgb, passes)
@@ -109,6 +111,8 @@ def detect_still(pipeline, estimator, rgb, camera_matrix, passes: int = 2,
                       "pose": pose_json(estimate)})
         if blendshapes is not None:
             faces[-1]["blendshapes"] = {k: round(v, 4) for k, v in shapes[i].items()} if shapes[i] else None
+        if landmarks:
+            faces[-1]["landmarks_px"] = [[round(float(v), 2) for v in p[:3]] for p in f.landmarks]
     return found, faces, ms, stages
 
 
@@ -155,7 +159,7 @@ def cmd_detect(args) -> int:
         height, width = rgb.shape[:2]
         found, faces, ms, stages = detect_still(pipeline, estimator, rgb,
                                                 detect_camera_matrix(width, height, args.focal), args.passes,
-                                                blendshapes=shapes)
+                                                blendshapes=shapes, landmarks=args.landmarks)
         result = {"path": str(path), "width": width, "height": height, "ms": round(ms, 3),
                   "stages_ms": {k: round(v, 3) for k, v in stages.items()}, "faces": faces}
         results.append(result)
@@ -362,6 +366,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
                         '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
                         'yaw_deg, pitch_deg, roll_deg, reprojection_error_px} or null where the pose solve failed')
+    p.add_argument("--landmarks", action="store_true",
+                   help='with --json: also each face\'s points as "landmarks_px": [[x, y, z], ...] (478: the mesh '
+                        'and the irises), x, y in pixels (0 = the image\'s left/top edge, pixel i\'s centre at '
+                        'i + 0.5), z the model\'s relative depth in the scale of x (smaller = nearer the camera), '
+                        '2 decimals')
     p.add_argument("--focal", type=float, metavar="PX",
                    help="focal length in pixels (fx = fy) for the pose (default: the image width)")
     p.add_argument("--passes", type=int, default=2, choices=[1, 2, 3],
