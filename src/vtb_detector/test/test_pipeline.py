@@ -119,13 +119,11 @@ def test_roi_maps_crop_and_image_coordinates_both_ways(flip):
     np.testing.assert_allclose(roi.to_image(np.array([[32.0, 32.0]]), 64, flip)[0], [100, 80], atol=1e-4)
 
 
-def test_landmark_models_give_the_same_layout_and_the_landmarker_runs_on_litert_only(astronaut_rgb):
-    mesh = FacePipeline(backend="litert")
+def test_landmark_models_give_the_same_layout_and_the_landmarker_runs_on_both_backends(astronaut_rgb):
+    mesh = FacePipeline(backend="litert", landmark_model="face_mesh")
     assert mesh.mesh.model == "face_mesh" and mesh.iris is not None
     landmarker = FacePipeline(backend="litert", landmark_model="face_landmarker")
     assert landmarker.mesh.points == 478 and landmarker.mesh.size == 256 and landmarker.iris is None
-    with pytest.raises(ValueError, match="face_mesh"):
-        FacePipeline(backend="onnxruntime", landmark_model="face_landmarker")
     with pytest.raises(ValueError, match="landmark_model"):
         FacePipeline(landmark_model="dlib")
     # both give MediaPipe's 478-point layout on the same face, close to each other and to
@@ -135,6 +133,12 @@ def test_landmark_models_give_the_same_layout_and_the_landmarker_runs_on_litert_
     assert a.shape == b.shape == (478, 3)
     assert np.median(distances(a, b)) < 3.0 and distances(a[468:], b[468:]).mean() < 2.0
     assert np.median(distances(a, REF_478)) < 3.0
+    # the Face Landmarker on ONNX Runtime (its ONNX file converted at fetch time): the same points
+    on_ort = FacePipeline(backend="onnxruntime", landmark_model="face_landmarker")
+    assert on_ort.mesh.runner.backend == "onnxruntime" and on_ort.mesh.points == 478
+    faces = on_ort.process(astronaut_rgb)
+    assert len(faces) == 1 and faces[0].presence > 0.9
+    assert np.abs(faces[0].landmarks - a).max() < 0.01, "within 0.01 px of LiteRT's in the image"
 
 def test_a_still_is_processed_the_same_whatever_came_before(astronaut_rgb):
     pipeline = FacePipeline(max_faces=5)

