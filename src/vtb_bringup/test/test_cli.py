@@ -65,6 +65,33 @@ def test_detect_json_landmarks(astronaut_png):
     assert 0.1 * w < np.ptp(points[:, 2]) < 1.5 * w and points[1, 2] < np.median(points[:, 2])
 
 
+def test_detect_backend_and_provider(astronaut_png):
+    """--backend onnxruntime runs the models on ONNX Runtime, the Face Landmarker's too (its ONNX
+    file converted at fetch time): the same points as on LiteRT; a --provider this onnxruntime
+    lacks falls back to the CPU with a warning; LiteRT with a GPU provider is refused."""
+    import onnxruntime
+    runs = {}
+    for backend in ("litert", "onnxruntime"):
+        r = vtb("detect", astronaut_png, "--landmark-model", "face_landmarker", "--backend", backend,
+                "--json", "--landmarks")
+        assert r.returncode == 0, r.stderr
+        runs[backend] = json.loads(r.stdout)
+    assert runs["litert"]["landmarks_on"].startswith("LiteRT")
+    assert runs["onnxruntime"]["landmarks_on"].startswith("onnxruntime")
+    a, b = (np.array(runs[k]["faces"][0]["landmarks_px"]) for k in ("litert", "onnxruntime"))
+    # the whole still on either backend (the detector too), printed to 2 decimals: 0.02 measured
+    assert a.shape == b.shape == (478, 3) and np.abs(a - b).max() < 0.05
+    r = vtb("detect", astronaut_png, "--landmark-model", "face_landmarker", "--provider", "cuda", "--json")
+    assert r.returncode == 0, r.stderr
+    used = json.loads(r.stdout)["landmarks_on"]
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert "CUDAExecutionProvider" in used
+    else:
+        assert "CPUExecutionProvider" in used and "CUDAExecutionProvider is not available" in r.stderr
+    r = vtb("detect", astronaut_png, "--backend", "litert", "--provider", "tensorrt")
+    assert r.returncode == 2 and "--backend litert runs on the CPU only" in r.stderr
+
+
 def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):
     drawn = tmp_path / "drawn.png"
     r = vtb("detect", astronaut_png, "--draw", drawn)

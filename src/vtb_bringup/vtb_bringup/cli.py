@@ -135,6 +135,10 @@ def cmd_detect(args) -> int:
     from vtb_detector.pipeline import FacePipeline
     from vtb_pose.pnp import HeadPoseEstimator
 
+    if args.backend == "litert" and args.provider != "cpu":
+        print(f"vtb detect: --backend litert runs on the CPU only; --provider {args.provider} needs "
+              f"--backend onnxruntime (or auto)", file=sys.stderr)
+        return 2
     pipeline = estimator = shapes = None
     results, failed = [], False
     for n, path in enumerate(args.image):
@@ -151,7 +155,8 @@ def cmd_detect(args) -> int:
                 options = {"scale": args.detector_scale,
                            "drop_levels": [int(v) for v in args.drop_levels.split(",") if v.strip()]}
             pipeline = FacePipeline(detector=args.model, max_faces=args.max_faces, threads=args.threads,
-                                    landmark_model=args.landmark_model, detector_options=options)
+                                    landmark_model=args.landmark_model, detector_options=options,
+                                    backend=args.backend, provider=args.provider)
             estimator = HeadPoseEstimator()  # as the pose node with its default parameters
             from vtb_gaze.blendshapes import BlendshapeEstimator
             shapes = BlendshapeEstimator()
@@ -188,9 +193,11 @@ def cmd_detect(args) -> int:
                 return 2
             r = results[0]
             json.dump({"image": r["path"], "width": r["width"], "height": r["height"], "model": args.model,
+                       "landmarks_on": pipeline.mesh.runner.where,
                        "ms": r["ms"], "stages_ms": r["stages_ms"], "faces": r["faces"]}, sys.stdout)
         else:
-            json.dump({"model": args.model, "images": results}, sys.stdout)
+            json.dump({"model": args.model, "landmarks_on": pipeline.mesh.runner.where if pipeline else None,
+                       "images": results}, sys.stdout)
         print()
     return 2 if failed else 0
 
@@ -362,6 +369,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="retinaface: comma list of pyramid strides to skip, e.g. 8 (default none)")
     p.add_argument("--landmark-model", choices=list(LANDMARK_MODELS), default=DEFAULT_LANDMARK_MODEL,
                    help=f"landmark model: {landmark_models}")
+    p.add_argument("--backend", choices=["auto", "litert", "onnxruntime"], default="auto",
+                   help="inference backend (default auto: LiteRT for --provider cpu, ONNX Runtime otherwise); "
+                        "both landmark models run on either")
+    p.add_argument("--provider", choices=["cpu", "cuda", "tensorrt"], default="cpu",
+                   help="ONNX Runtime execution provider (default cpu); one this onnxruntime lacks falls back "
+                        "to the next (tensorrt -> cuda -> cpu) with a warning; not with --backend litert")
     p.add_argument("--json", action="store_true",
                    help='print JSON: {"image": ..., "faces": [...]} for one image, {"images": [{"path": ..., '
                         '"faces": [...]}, ...]} for several; each face has "pose": {position_m, orientation_xyzw, '
