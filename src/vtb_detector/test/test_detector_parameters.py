@@ -81,5 +81,11 @@ def test_detector_parameters_live_or_read_only(ros, start_node, astronaut_rgb):
     feed.send_until(lambda: feed.faces[-1].faces and feed.faces[-1].faces[0].landmark_scheme
                     == Face.SCHEME_MEDIAPIPE_478, "478 landmarks again")
     assert len(feed.faces[-1].faces[0].landmarks) == 2 * 478
+    # the Face Landmarker on ONNX Runtime (the GPU path's backend; its ONNX file converted at fetch)
+    r = ros.set_parameters(NODE, landmark_model="face_landmarker", backend="onnxruntime")
+    assert all(v.successful for v in r.values()), r
+    face = feed.fresh("faces from the Face Landmarker on ONNX Runtime").faces[0]
+    assert face.landmark_scheme == Face.SCHEME_MEDIAPIPE_478 and face.landmark_confidence > 0.9
+    assert "face_landmarker: onnxruntime" in proc.output()
     assert proc.alive() and "Traceback" not in proc.output()
     assert proc.stop() == 0
