@@ -3,6 +3,9 @@ float16 constants folded to float32, then tflite2onnx), checked against LiteRT, 
 sha256 of its tflite file, and verified like the other converted models."""
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -147,3 +150,19 @@ def test_a_conversion_that_differs_from_litert_is_refused(tmp_path, monkeypatch)
     spec = models.BUNDLE_MODELS[NAME]
     with pytest.raises(ModelError, match="differs from LiteRT"):
         models.convert_bundle_model(spec, model_path(NAME, "tflite"), tmp_path / "x.onnx")
+
+
+def test_the_provider_check_tool_runs_and_reports_a_fallback():
+    """tools/check_landmarker_onnx.py, for a GPU machine: here, CUDA falls back to the CPU and
+    --require makes that exit 1; the CPU alone passes."""
+    import onnxruntime
+    tool = Path(__file__).resolve().parents[3] / "tools" / "check_landmarker_onnx.py"
+    quick = ["--threads", "1", "--runs", "2", "--warmup", "1", "--require"]
+    r = subprocess.run([sys.executable, str(tool), "--provider", "cpu", *quick], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "onnxruntime  cpu       CPUExecutionProvider" in r.stdout and "batch_landmarks_px" in r.stdout
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        r = subprocess.run([sys.executable, str(tool), "--provider", "cuda", *quick], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 1 and "CUDAExecutionProvider is not available" in r.stderr, r.stdout + r.stderr
