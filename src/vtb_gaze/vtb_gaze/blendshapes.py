@@ -53,7 +53,7 @@ class BlendshapeEstimator:
     landmarks are not 478 finite points. Landmarks: (478, 2+) pixels, MediaPipe's 478 order."""
 
     def __init__(self, threads: int = 1, models_dir=None):
-        # LiteRT only: the bundle's models have no ONNX version (see vtb_detector.models); the
+        # LiteRT only: the blendshape model has no ONNX version (see vtb_detector.models); the
         # interpreter is used directly (no vtb_detector.inference: that loads onnxruntime too)
         from ai_edge_litert.interpreter import Interpreter
         from vtb_detector.models import bundle_path
