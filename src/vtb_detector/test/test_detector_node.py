@@ -119,12 +119,15 @@ def test_a_corrupt_model_stops_the_node_with_its_message_not_a_traceback(tmp_pat
 
     from ament_index_python.packages import get_package_prefix
     from vtb_detector import models
+    from vtb_detector.landmarks import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
     broken = tmp_path / "models"
     shutil.copytree(models.models_dir(), broken)
-    (broken / "face_landmark.tflite").write_bytes(b"not a model")
+    # the default landmark model's file: the node loads it at start
+    model = models.model_path(LANDMARK_MODELS[DEFAULT_LANDMARK_MODEL][0], "tflite")
+    (broken / model.relative_to(models.models_dir())).write_bytes(b"not a model")
     exe = Path(get_package_prefix("vtb_detector")) / "lib" / "vtb_detector" / "detector_node"
     r = subprocess.run([str(exe)], env=dict(os.environ, VTB_MODELS_DIR=str(broken)),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 3, r.stdout + r.stderr
-    assert "face_landmark.tflite is corrupt" in r.stderr and "./vtb models fetch" in r.stderr
+    assert f"{model.name} is corrupt" in r.stderr and "./vtb models fetch" in r.stderr
     assert "Traceback" not in r.stderr
