@@ -61,7 +61,9 @@ def run_perception_bench(frames: int = 300, threads: int = 2, backend: str = "au
     result = {
         "frames": frames, "frame_size": list(clip[0].shape[1::-1]), "clip": clip_name,
         "vtb": {"threads": threads, "backend": pipeline.mesh.runner.backend,
-                "models": {r.name: r.where for r in (pipeline.detector.runner, pipeline.mesh.runner, pipeline.iris.runner)},
+                # the Face Landmarker's model gives the irises itself: no iris model then
+                "models": {r.name: r.where for r in (pipeline.detector.runner, pipeline.mesh.runner,
+                                                     pipeline.iris.runner if pipeline.iris else None) if r},
                 "frames_without_face": missed, "face_ids": sorted(ids),
                 "detections": int(sum(1 for v in per_stage["detect"] if v > 0))},
         "stages": stages, "vtb_ms": stages["total"]["median"],
