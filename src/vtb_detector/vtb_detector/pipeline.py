@@ -1,6 +1,6 @@
 """Per-frame face perception: detect or track, then the landmarks in MediaPipe's 478-point
-layout with stable face ids: the 468-point mesh and the iris model, or with `landmark_model`
-"face_landmarker" MediaPipe Face Landmarker's model (478 points in one pass; LiteRT only).
+layout with stable face ids: by default MediaPipe Face Landmarker's model (478 points in one
+pass), or with `landmark_model` "face_mesh" the 468-point mesh and the iris model.
 
 While a face is tracked its next crop comes from its own landmarks and the detector is
 skipped. The detector runs when nothing is tracked, every `redetect_every` frames (to find new
