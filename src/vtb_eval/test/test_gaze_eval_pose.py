@@ -24,8 +24,8 @@ def test_a_resting_mouth_reads_the_same_over_yaw_30_and_pitch_20(rendered):
     r = run_pose_sweep(run, render, -1.0, POSES, echo=lambda m: None)
     rows = {tuple(row["head"]): row for row in r["rows"]}
     print({h: (round(row["cold"]["mouth_open"], 3), round(row["session"]["mouth_open"], 3)) for h, row in rows.items()})
-    # cold (measured before the fix, and still): the landmark model opens a closed mouth at yaw -30
-    assert rows[(-30, 0, 0)]["cold"]["mouth_open"] > 0.1
+    # cold, the face mesh opened a closed mouth at yaw -30 (0.24); the default Face Landmarker's
+    # points do not (0.0), so only the learned rest is checked
     # after looking around: within 0.05 of the frontal value everywhere (before the fix: 0.24)
     assert r["mouth_open_max_deviation"]["session"] < 0.05, r["mouth_open_max_deviation"]
     for row in r["rows"]:
@@ -38,7 +38,8 @@ def test_neutral_calibration_through_the_bridge_mapping():
     r = run_gaze_eval(heads=((0, 0, 0),), gaze_yaws=(0,), gaze_pitches=(0,), rest_jaws=(), neutral=True,
                       echo=lambda m: None)
     n = r["neutral"]
-    assert abs(n["before"]["straight"]["ParamEyeBallY"]) > 0.1, "uncalibrated, straight eyes read off-centre"
+    # uncalibrated, the face mesh's straight eyes read 0.29 down; the Face Landmarker's read 0.01
+    print("before calibration:", n["before"]["straight"])
     after = n["after"]
     assert abs(after["straight"]["ParamEyeBallX"]) < 0.05 and abs(after["straight_again"]["ParamEyeBallX"]) < 0.05
     assert abs(after["straight"]["ParamEyeBallY"]) < 0.05 and abs(after["straight"]["ParamAngleX"]) < 1.0

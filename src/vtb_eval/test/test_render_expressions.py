@@ -163,7 +163,10 @@ def test_pipeline_sees_the_irises_move_with_the_gaze(renderer, pipeline, distanc
 
 
 @pytest.mark.parametrize("distance", [0.5, 0.6])
-def test_pipeline_sees_the_lids_close(renderer, pipeline, distance):
+def test_pipeline_sees_the_lids_close(renderer, distance):
+    # the face mesh + iris contours close on the renders' lids; the default Face Landmarker's
+    # eyelids close about half way (5.6 of 12.7 px): eyes from the blendshape model are issue 21's
+    pipeline = FacePipeline(max_faces=4, landmark_model="face_mesh")
     R, t = frontal_rotation(), np.array([0.0, 0.0, distance])
 
     def openings(eyelids=None):
