@@ -20,7 +20,7 @@ def hide_landmarks(pipeline, when):
     def infer_hidden(batch, rois):
         out = infer(batch, rois)
         calls[0] += 1
-        return [(lm, 0.0) for lm, _ in out] if when(calls[0]) else out
+        return [(lm, 0.0, d) for lm, _, d in out] if when(calls[0]) else out
 
     pipeline.mesh.infer = infer_hidden
 

@@ -151,3 +151,37 @@ def test_a_still_is_processed_the_same_whatever_came_before(astronaut_rgb):
     one = pipeline.process_still(astronaut_rgb, passes=1)[0].landmarks
     assert 0 < np.abs(one - first[0].landmarks).max()
     assert set(pipeline.timings) >= {"detect", "landmarks", "total"}
+
+
+def test_mirror_permutation_maps_the_metric_face_onto_its_mirror_image():
+    from vtb_detector.landmarks import MIDLINE, mirror_permutation
+    from vtb_pose.face_model import load_metric_face
+    perm = mirror_permutation(478)
+    assert (perm[perm] == np.arange(478)).all() and sorted(perm) == list(range(478))
+    face = load_metric_face()[:468]            # face frame: y is the subject's left
+    mirrored = face * [1.0, -1.0, 1.0]
+    assert np.abs(face[perm[:468]] - mirrored).max() < 1e-6
+    assert set(np.flatnonzero(perm[:468] == np.arange(468))) == set(MIDLINE)
+    assert list(perm[468:]) == [473, 476, 475, 474, 477, 468, 471, 470, 469, 472]
+
+
+def test_a_mirrored_crop_agrees_on_a_frontal_face_and_its_average_is_kept(astronaut_rgb):
+    plain = FacePipeline().process_still(astronaut_rgb, mirror=False)
+    both = FacePipeline().process_still(astronaut_rgb)           # mirror by default on stills
+    assert len(plain) == len(both) == 1
+    assert plain[0].mirror_disagreement is None
+    assert 0 < both[0].mirror_disagreement < 0.02                 # measured 0.005
+    # the average moves the points a little, not the face: within 3 px (face about 190 px)
+    shift = np.linalg.norm(both[0].landmarks[:, :2] - plain[0].landmarks[:, :2], axis=1)
+    assert 0 < np.median(shift) < 3.0
+    # the irises are renumbered too: each stays on its own eye
+    right, left = both[0].landmarks[468, :2], both[0].landmarks[473, :2]
+    assert np.linalg.norm(right - plain[0].landmarks[468, :2]) < 3.0 and right[0] < left[0]
+
+
+def test_a_still_whose_mirror_disagrees_is_dropped(astronaut_rgb):
+    strict = FacePipeline(max_mirror_disagreement=0.0)
+    assert strict.process_still(astronaut_rgb) == []
+    assert len(strict.process_still(astronaut_rgb, mirror=False)) == 1   # nothing to disagree with
+    assert strict.mesh.mirror is False      # the mirrored pass does not leak into tracking
+    assert len(strict.process(astronaut_rgb)) == 1

@@ -142,31 +142,72 @@ LANDMARK_MODELS = {"face_landmarker": ("face_landmarker", 478), "face_mesh": ("f
 DEFAULT_LANDMARK_MODEL = "face_landmarker"
 
 
+# The mesh's numbering is symmetric: its 28 midline points are their own mirror images, and the
+# other points below 248 pair, in order, with 248..467 (checked against MediaPipe's metric
+# canonical face in test_landmarks). The irises swap, each one's points 1 and 3 (its sides) too.
+MIDLINE = (0, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 94, 151, 152, 164, 168,
+           175, 195, 197, 199, 200)
+
+
+def mirror_permutation(points: int = 478) -> np.ndarray:
+    """perm[i]: the landmark that is landmark i's mirror image across the face's midline."""
+    perm = np.arange(points)
+    right = [i for i in range(248) if i not in MIDLINE]
+    perm[right], perm[248:468] = np.arange(248, 468), right
+    if points > 468:
+        perm[468:478] = [473, 476, 475, 474, 477, 468, 471, 470, 469, 472]
+    return perm
+
+
 class FaceMesh:
     """468 or 478 landmarks (x, y in image pixels, z relative depth in the same scale) and a
-    face-presence score per region."""
+    face-presence score per region.
+
+    With `mirror` each crop also runs mirrored, and the two results are averaged point by point
+    (the mirrored one's points renumbered by mirror_permutation): the model's own left-right
+    errors partly cancel. On the 915 AFLW2000-3D development faces found either way, head pose
+    from the Face Landmarker's points goes from 3.28 to 3.18 degrees (mean absolute error), for
+    a second inference per face (in the same batch). How far the two disagree (mean point
+    distance in face sizes: median 0.007 there) says how sure the model is: past 0.06-0.1 the
+    head pose from them is often off by 25 degrees or more (a profile the model cannot read).
+
+    infer() gives (landmarks, presence, disagreement) per crop; disagreement is None unmirrored."""
 
     def __init__(self, backend="auto", provider="cpu", threads=1, models_dir=None, logger=None,
-                 model: str = DEFAULT_LANDMARK_MODEL):
+                 model: str = DEFAULT_LANDMARK_MODEL, mirror: bool = False):
         if model not in LANDMARK_MODELS:
             raise ValueError(f"landmark_model must be one of {', '.join(LANDMARK_MODELS)}, got {model!r}")
         name, self.points = LANDMARK_MODELS[model]
         self.model = model
+        self.mirror = mirror
+        self._perm = mirror_permutation(self.points)
         self.runner = ModelRunner(name, backend, provider, threads, models_dir, logger)
         self.size = self.runner.spec.input_size
         self.batches = _Batches(self.size)
 
     def crops(self, rgb, rois):
-        batch = self.batches.get(len(rois))
+        """One batch: the crops, then (with `mirror`) the same crops mirrored."""
+        n = len(rois)
+        batch = self.batches.get(2 * n if self.mirror else n)
         for i, r in enumerate(rois):
             crop(rgb, r, self.size, dst=batch[i])
+            if self.mirror:
+                crop(rgb, r, self.size, flip=True, dst=batch[n + i])
         return batch
 
     def infer(self, batch, rois):
         coords, scores = self.runner(batch)
-        out = []
-        for roi, c, s in zip(rois, coords, scores):
-            out.append((roi.to_image(c.reshape(self.points, 3), self.size), float(sigmoid(s[0]))))
+        n, out = len(rois), []
+        for i, roi in enumerate(rois):
+            lm = roi.to_image(coords[i].reshape(self.points, 3), self.size)
+            presence, disagreement = float(sigmoid(scores[i][0])), None
+            if len(coords) == 2 * n:  # mirrored too: back to the image, renumbered, averaged
+                other = roi.to_image(coords[n + i].reshape(self.points, 3), self.size, flip=True)[self._perm]
+                size = float(np.ptp(lm[:468, :2], axis=0).max()) or 1.0
+                disagreement = float(np.linalg.norm(lm[:468, :2] - other[:468, :2], axis=1).mean()) / size
+                lm = (lm + other) * np.float32(0.5)
+                presence = 0.5 * (presence + float(sigmoid(scores[n + i][0])))
+            out.append((lm, presence, disagreement))
         return out
 
     def __call__(self, rgb, rois):
