@@ -12,12 +12,12 @@ from vtb_detector.node import PARAMETERS
 LIVE_VALUES = {"model": "full", "detector_scale": 0.5, "drop_levels": "8", "anchor_stride": 2,
                "score_threshold": 0.6, "max_faces": 2, "redetect_every": 10, "presence_threshold": 0.3,
                "keep_id_frames": 5, "redetect_threshold": 0.7, "landmark_model": "face_mesh",
-               "refine_iris": False, "backend": "litert", "provider": "cpu", "threads": 1,
+               "mirror_landmarks": True, "refine_iris": False, "backend": "litert", "provider": "cpu", "threads": 1,
                "publish_debug_image": True, "max_pixels": 1920 * 1080}
 BAD_VALUES = [("presence_threshold", -0.5), ("redetect_threshold", 1.5), ("max_faces", 0), ("threads", 0),
               ("model", "nope"), ("drop_levels", "7"), ("backend", "tpu"), ("detector_scale", -1.0),
               ("score_threshold", "high"), ("max_faces", 2.5), ("publish_debug_image", 1),
-              ("max_pixels", 0)]
+              ("max_pixels", 0), ("mirror_landmarks", 1)]
 NODE = "/vtb_detector"
 
 
