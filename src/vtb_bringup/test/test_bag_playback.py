@@ -88,13 +88,14 @@ def test_a_replayed_bag_gives_the_recorded_faces_back(bags):
     # detector saw the same frames before (tracking crops each frame from the last one's
     # landmarks). A frame one run dropped (or the recorder lost) and the other did not moves the
     # next crops: 0.5 px mean, 1.8 px box on a loaded machine, up to 1.4 px mean once, fading
-    # over the next frames. So: exact with the same history; otherwise boxes within 4 px, each
-    # frame's landmarks within 3 px mean, 1 px on average over the frames.
+    # over the next frames (the Face Landmarker's boxes: up to 4.3 px once). So: exact with the
+    # same history; otherwise boxes within 6 px, each frame's landmarks within 3 px mean, 1 px on
+    # average over the frames.
     rec, rep = sorted(before), sorted(after)
     same = [s for s in both if [x for x in rec if x < s] == [x for x in rep if x < s]]
     assert all(mark_err[s] == 0 and box_err[s] == 0 for s in same), \
         {s: (box_err[s], mark_err[s]) for s in same if mark_err[s] or box_err[s]}
-    assert max(box_err.values()) <= 4.0, f"box differences {sorted(box_err.values())[-5:]} px"
+    assert max(box_err.values()) <= 6.0, f"box differences {sorted(box_err.values())[-5:]} px"
     assert max(mark_err.values()) <= 3.0 and np.mean(list(mark_err.values())) <= 1.0, \
         f"mean landmark differences {sorted(mark_err.values())[-5:]} px"
     # and the rest of the graph answered the replayed images too
