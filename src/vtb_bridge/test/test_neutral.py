@@ -228,3 +228,42 @@ def test_the_server_answers_commands_only_to_token_holders_and_only_well_formed(
         client.disconnect()
     finally:
         server.stop()
+
+
+def test_vtb_calibrate_from_a_terminal_finds_the_bridge_and_calls_it(ros, start_node):
+    """`./vtb calibrate` (vtb_bringup's CLI, as a NodeServer, VMC or VTube Studio user runs it):
+    refused with the bridge's reason before any face, then the current pose becomes neutral,
+    then --reset; the bridge found on the ROS graph in its namespace, no name given."""
+    import subprocess
+    import sys
+
+    def vtb_calibrate(*args):
+        return subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "calibrate", "--timeout", "20", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_cal", "-p", "mirror:=false",
+                      "-p", "server_enabled:=false")
+    feed = Feeder(ros, "vtb_cal")
+    r = vtb_calibrate()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "/vtb_cal/calibrate_neutral: refused: no face seen yet" in r.stderr
+
+    assert feed.send(yaw=5.0)["ParamAngleX"] == pytest.approx(5, abs=0.3)
+    r = vtb_calibrate()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "/vtb_cal/calibrate_neutral: neutral: head" in r.stdout and "5.0/-3.0/2.0" in r.stdout
+    p = feed.send(yaw=5.0)
+    assert abs(p["ParamAngleX"]) < 0.05 and abs(p["ParamEyeBallX"]) < 0.05
+
+    r = vtb_calibrate("--reset")
+    assert r.returncode == 0 and "/vtb_cal/reset_neutral: neutral cleared" in r.stdout, r.stdout + r.stderr
+    assert feed.send(yaw=5.0, n=30)["ParamAngleX"] == pytest.approx(5, abs=0.3)
+    assert "calibrate_neutral (service): neutral: head" in proc.output() and proc.alive()
+
+    assert proc.stop() == 0
+    r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "calibrate", "--timeout", "2",
+                        "--service", "/vtb_cal/nothing_here"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "/vtb_cal/nothing_here: no answer: not available" in r.stderr, r.stdout + r.stderr
+    r = subprocess.run([sys.executable, "-m", "vtb_bringup.cli", "calibrate", "--timeout", "2"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "no vtb bridge found" in r.stderr, r.stdout + r.stderr

@@ -255,7 +255,13 @@ class BridgeNode(Node):
     def calibrate_neutral(self, who: str):
         """The mapper's calibration (thread-safe: the page's request comes from the server's thread)."""
         ok, message = self.mapper.calibrate_neutral()
-        (self.get_logger().info if ok else self.get_logger().warning)(f"calibrate_neutral ({who}): {message}")
+        # one call site per severity: rclpy refuses a call site whose severity changes
+        # ("Logger severity cannot be changed between calls"), which stopped the node when a
+        # refused calibration (no face yet) was followed by one that worked
+        if ok:
+            self.get_logger().info(f"calibrate_neutral ({who}): {message}")
+        else:
+            self.get_logger().warning(f"calibrate_neutral ({who}): {message}")
         return ok, message
 
     def connect_page_commands(self):

@@ -8,6 +8,7 @@
     vtb eval real|blendshapes       on real faces beside MediaPipe (FaceMesh; Face Landmarker)
     vtb run [--clip|--camera N|--video F|--images DIR|--bag BAG]  the graph in one process
     vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
+    vtb calibrate [--reset]         the running graph's avatar: the current head and gaze become neutral
     vtb test [PYTEST ARGS]          the test suite
 """
 from __future__ import annotations
@@ -320,6 +321,11 @@ def make_source(args):
     return None
 
 
+def cmd_calibrate(args) -> int:
+    from .calibrate import run_calibrate
+    return run_calibrate(reset=args.reset, service=args.service, timeout=args.timeout)
+
+
 def cmd_run(args) -> int:
     from .graph import GraphError
     from .recorder import RecordError
@@ -468,6 +474,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-images", action="store_true", help="--record: the image topics too")
     p.add_argument("--stats-every", type=float, default=2.0, help="seconds between latency tables (0: only at the end)")
     p.set_defaults(func=cmd_run, needs_models=True)
+
+    p = sub.add_parser("calibrate", help="the running graph's avatar: take the current head pose and gaze as "
+                                          "neutral (as the page's button), or --reset to the pose as measured",
+                       description="Finds every running vtb bridge on the ROS graph (./vtb run, ./vtb demo, ros2 "
+                                   "launch; any namespace, this ROS_DOMAIN_ID) and calls its calibrate_neutral "
+                                   "(or reset_neutral) service. Exit 0: done; 1: a bridge refused (no face seen "
+                                   "yet); 2: no bridge found, or one did not answer.")
+    p.add_argument("--reset", action="store_true", help="forget the calibration: head and gaze as measured")
+    p.add_argument("--service", metavar="NAME", help="one service to call (default: every bridge's)")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for a bridge and its answer")
+    p.set_defaults(func=cmd_calibrate, needs_models=False)
 
     p = sub.add_parser("test", help="run the test suite (other arguments go to pytest)")
     p.set_defaults(func=cmd_test, needs_models=True)
