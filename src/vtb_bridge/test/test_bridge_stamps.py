@@ -11,12 +11,12 @@ from rclpy.parameter import Parameter
 from vtb_msgs.msg import AvatarParameters, FaceState, FaceStateArray, HeadPose, HeadPoseArray
 
 from vtb_bridge.node import PARAMETERS, BridgeNode, ParameterError
-from vtb_bridge.part_matcher import PartMatcher, header_source
+from vtb_bridge.part_matcher import PartMatcher, header_source, part_of
 
 PARTS = ("faces", "head_poses", "gaze", "face_state")
 
 
-def test_an_image_goes_out_once_and_a_late_part_is_dropped():
+def test_an_image_goes_out_once_and_a_late_part_is_replaced_by_its_own():
     m = PartMatcher(PARTS, wait_s=0.05)
     assert m.add((1, 0), "head_poses", "pose", now=0.0) is None
     assert m.due(now=0.04) == []
@@ -24,11 +24,42 @@ def test_an_image_goes_out_once_and_a_late_part_is_dropped():
     assert key == (1, 0) and entry["head_poses"] == "pose" and "face_state" not in entry
     assert header_source(entry) == "pose", "a pose-only image keeps the pose's header"
     assert m.add((1, 0), "face_state", "state", now=0.12) is None   # before: a second entry, out again
-    assert m.due(now=1.0) == [] and m.late == 1
+    assert m.due(now=1.0) == [] and m.late == 0 and "face_state" in m.held
     for part in PARTS:                                   # a complete image goes out at once, once
         entry = m.add((2, 0), part, part, now=2.0)
     assert set(entry) == {*PARTS, "arrived"} and header_source(entry) == "face_state"
+    assert part_of(entry, "face_state") == "face_state", "its own face state, not the held older one"
+    assert m.late == 1 and not m.held, "the held face state was replaced by a newer one: dropped, counted"
     assert m.due(now=9.0) == [] and not m.pending
+
+
+def test_a_late_part_goes_out_with_the_next_image_that_lacks_its_own():
+    """A starved CPU: every face state comes after its image went out. Each reaches the avatar
+    with the next image (before: every one dropped as late, the eyes and mouth never moved)."""
+    m = PartMatcher(PARTS, wait_s=0.05)
+
+    def frame(i):                                        # stamps of a 30 fps camera
+        return (100, 33_000_000 * i)
+
+    sent = []
+    for i in range(1, 5):
+        m.add(frame(i), "head_poses", f"pose{i}", now=float(i))
+        sent += m.due(now=i + 0.1)                       # out without its face state
+        m.add(frame(i), "face_state", f"state{i}", now=i + 0.2)
+    assert [k for k, _ in sent] == [frame(i) for i in range(1, 5)], "each image once, in order"
+    assert [part_of(e, "face_state") for _, e in sent] == [None, "state1", "state2", "state3"]
+    assert [header_source(e) for _, e in sent] == ["pose1", "pose2", "pose3", "pose4"], \
+        "a held part never gives the image its header: the image's own stamp goes out"
+    assert m.late == 0 and m.held["face_state"][0] == frame(4)
+    # two late ones before the next image: the newer wins, the older is counted
+    m.add(frame(3), "gaze", "gaze-old", now=5.0)
+    m.add(frame(4), "gaze", "gaze-new", now=5.0)
+    m.add(frame(2), "gaze", "gaze-older", now=5.0)      # older than the one held: dropped at once
+    assert m.late == 2 and m.held["gaze"] == (frame(4), "gaze-new")
+    # a held part more than hold_s (0.5 s) older than the next image is not used
+    m.add(frame(30), "head_poses", "pose30", now=6.0)
+    [(_, entry)] = m.due(now=7.0)
+    assert part_of(entry, "face_state") is None and part_of(entry, "gaze") is None and m.late == 4
 
 
 def test_remembered_stamps_are_bounded():
@@ -48,7 +79,8 @@ def make_bridge(ros, ns, **overrides):
 
 def test_late_face_state_gives_one_message_with_the_images_stamp(ros):
     """head_poses now, face_state 150 ms later (match_wait_s 0.05): one AvatarParameters, with
-    the image's stamp and frame_id (before: one with stamp 0 and no frame_id, then a second)."""
+    the image's stamp and frame_id (before: one with stamp 0 and no frame_id, then a second);
+    each late face state (mouth open) goes out with the next image, none is dropped."""
     bridge = make_bridge(ros, "/vtb_stamps", mirror=False, lost_after_s=30.0)   # no easing here
     try:
         got = []
@@ -57,12 +89,12 @@ def test_late_face_state_gives_one_message_with_the_images_stamp(ros):
         state_pub = ros.node.create_publisher(FaceStateArray, "/vtb_stamps/face_state", 10)
         ros.spin_until(lambda: poses_pub.get_subscription_count() and state_pub.get_subscription_count()
                        and ros.node.count_publishers("/vtb_stamps/avatar_parameters"), what="the bridge")
-        stamps = [Time(sec=1000 + i, nanosec=5000) for i in range(3)]
-        for stamp in stamps:
+        stamps = [Time(sec=1000, nanosec=5000 + 33_000_000 * i) for i in range(3)]   # 30 fps
+        for i, stamp in enumerate(stamps):
             poses = HeadPoseArray(poses=[HeadPose(face_id="abcd", valid=True, yaw_deg=10.0)])
             poses.poses[0].pose.position.z = 0.5
-            states = FaceStateArray(states=[FaceState(face_id="abcd", eye_left_open=1.0, eye_right_open=1.0,
-                                                      mouth_open=0.5)])
+            states = FaceStateArray(states=[FaceState(face_id="abcd", eye_left_open=1.0 - 0.4 * i,
+                                                      eye_right_open=1.0, mouth_open=0.5)])
             for m in (poses, states):
                 m.header.stamp, m.header.frame_id = stamp, "cam"
             poses_pub.publish(poses)
@@ -72,7 +104,11 @@ def test_late_face_state_gives_one_message_with_the_images_stamp(ros):
         ros.spin_for(0.3)
         out = [((m.header.stamp.sec, m.header.stamp.nanosec), m.header.frame_id) for m in got]
         assert out == [((s.sec, s.nanosec), "cam") for s in stamps], out
-        assert bridge.matcher.late == 3
+        assert bridge.matcher.late == 0
+        eye = [dict(zip(m.names, m.values))["ParamEyeLOpen"] for m in got]
+        # the first image had no face state yet (the eye at its neutral, open); the second and
+        # third carry the first's and the second's (1.0, then 0.6; no smoothing on the eyes)
+        assert eye == pytest.approx([1.0, 1.0, 0.6], abs=1e-6), eye
     finally:
         ros.executor.remove_node(bridge)
         bridge.destroy_node()

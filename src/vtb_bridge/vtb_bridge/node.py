@@ -19,7 +19,8 @@ counted in `rejected` (per part) and logged at most every 5 s. The mapper checks
 an AvatarParameters message or output frame holding a non-finite number is never sent.
 Every output message carries its image's stamp and frame_id, once (part_matcher): an image
 that went out without its face state (face_state came more than match_wait_s after the rest)
-does not go out a second time when it comes, and a pose-only image keeps its stamp.
+does not go out a second time when it comes, and a pose-only image keeps its stamp. The late
+face state is not lost: the next image that goes out without its own carries it.
 /diagnostics: "vtb_bridge: avatar": perception arriving, avatar frames out (an image without a
 face counts as handled), time per image, the outputs' state (vtb_common.diagnostics).
 Parameters (vtb_common.parameters): live ones are checked and applied on set (LIVE), the others
@@ -43,7 +44,7 @@ from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray,
 from . import avatar_settings
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
 from .avatar_server import parse_allowed_hosts
-from .part_matcher import PartMatcher, header_source
+from .part_matcher import PartMatcher, header_source, part_of
 
 PARAMETERS = [
     ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
@@ -297,17 +298,23 @@ class BridgeNode(Node):
         key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         late = self.matcher.late
         entry = self.matcher.add(key, part, msg, time.monotonic())
-        if self.matcher.late > late:
-            self.get_logger().warning(
-                f"dropped a {part} message that came after its image had gone out (more than match_wait_s "
-                f"= {self.matcher.wait_s} s after the first part; {self.matcher.late} so far)",
-                throttle_duration_sec=5.0)
-        elif entry is not None:
+        if entry is not None:
             self.process(key, entry)
+        self.log_late(late)
 
     def flush(self):
+        late = self.matcher.late
         for key, entry in self.matcher.due(time.monotonic()):
             self.process(key, entry)
+        self.log_late(late)
+
+    def log_late(self, before: int):
+        if self.matcher.late > before:
+            self.get_logger().warning(
+                f"dropped a perception message that came after its image had gone out (more than match_wait_s "
+                f"= {self.matcher.wait_s} s after the first part) and was replaced by a newer one before the "
+                f"next image, or was over {self.matcher.hold_s} s old ({self.matcher.late} so far)",
+                throttle_duration_sec=5.0)
 
     # processing ----------------------------------------------------------------------
     def process(self, key, entry):
@@ -323,10 +330,11 @@ class BridgeNode(Node):
 
     def inputs_of(self, key, entry):
         """The driving face's perception for this image: the largest face, else the first."""
-        faces = entry.get("faces")
-        states = {s.face_id: s for s in entry["face_state"].states} if "face_state" in entry else {}
-        poses = {p.face_id: p for p in entry["head_poses"].poses if p.valid} if "head_poses" in entry else {}
-        gazes = {g.face_id: g for g in entry["gaze"].gazes} if "gaze" in entry else {}
+        # each part the image's own, else the newest that came too late for its own image
+        faces, pose_msg, gaze_msg, state_msg = (part_of(entry, p) for p in PARTS)
+        states = {s.face_id: s for s in state_msg.states} if state_msg is not None else {}
+        poses = {p.face_id: p for p in pose_msg.poses if p.valid} if pose_msg is not None else {}
+        gazes = {g.face_id: g for g in gaze_msg.gazes} if gaze_msg is not None else {}
         for face_id in [i for i, p in poses.items() if not pose_ok(p)]:
             del poses[face_id]
             self.reject("head_poses", face_id)

@@ -3,8 +3,12 @@
 The bridge gets an image's faces, head poses, gaze and face state on four topics. An image goes
 out once all its parts are there, or once it has waited `wait_s` for the missing ones (a node
 that is off or slow). It goes out ONCE: a part that arrives after its image went out (face_state
-more than `wait_s` after head_poses) is dropped and counted in `late`; before, it started a
-second, partial entry for the same image, which went out again.
+more than `wait_s` after head_poses, on a starved CPU) does not send that image again.
+
+Nor is it thrown away: it is held, and the next image that goes out without that part of its
+own carries it (entry["held"]), so a blink or an open mouth seen only in a late face state still
+reaches the avatar, one image later. A held part is dropped, and counted in `late`, only when a
+newer part of its kind replaced it, or when it is more than `hold_s` older than the image.
 """
 from __future__ import annotations
 
@@ -16,15 +20,22 @@ class PartMatcher:
     complete, else None; `due(now)` returns [(key, parts)] of the images that waited long
     enough. Keys (stamps) already handed out are remembered (the last `remember`)."""
 
-    def __init__(self, parts, wait_s: float, remember: int = 512):
+    def __init__(self, parts, wait_s: float, remember: int = 512, hold_s: float = 0.5):
         self.parts, self.wait_s, self.remember = tuple(parts), float(wait_s), int(remember)
+        self.hold_s = float(hold_s)
         self.pending = {}             # key -> {part: msg, "arrived": monotonic time}
         self._done = OrderedDict()    # keys handed out, oldest first
-        self.late = 0                 # parts dropped: their image had gone out
+        self.held = {}                # part -> (key, msg): came after its image went out
+        self.late = 0                 # parts dropped: replaced by a newer one, or too old
 
     def add(self, key, part, msg, now: float):
         if key in self._done:
-            self.late += 1
+            old = self.held.get(part)
+            if old is not None and old[0] >= key:
+                self.late += 1        # a newer one of its kind is already held
+            else:
+                self.late += old is not None
+                self.held[part] = (key, msg)
             return None
         entry = self.pending.setdefault(key, {"arrived": now})
         entry[part] = msg
@@ -40,7 +51,27 @@ class PartMatcher:
         self._done[key] = None
         while len(self._done) > self.remember:
             self._done.popitem(last=False)
-        return self.pending.pop(key)
+        entry = self.pending.pop(key)
+        for part, (held_key, msg) in list(self.held.items()):
+            if held_key > key:
+                continue              # for a later image
+            del self.held[part]
+            if part in entry or _seconds(key) - _seconds(held_key) > self.hold_s:
+                self.late += 1        # this image has its own (newer), or it is too old
+            else:
+                entry.setdefault("held", {})[part] = msg
+        return entry
+
+
+def _seconds(key) -> float:
+    """A (sec, nanosec) stamp key in seconds; any other key as a number."""
+    return key[0] + 1e-9 * key[1] if isinstance(key, tuple) else float(key)
+
+
+def part_of(entry, part):
+    """The image's own part, else the newest one that came too late for its own image."""
+    own = entry.get(part)
+    return own if own is not None else entry.get("held", {}).get(part)
 
 
 def header_source(entry, order=("face_state", "faces", "head_poses", "gaze")):
