@@ -5,7 +5,7 @@
     vtb bench perception|detector|graph|soak   speed against MediaPipe; the detector's naive vs
                                     fast path; the graph's latency and memory over DDS; a soak
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
-    vtb eval real|blendshapes       on real faces beside MediaPipe (FaceMesh; Face Landmarker)
+    vtb eval real|blendshapes|expressions  on real faces beside MediaPipe (FaceMesh; Face Landmarker)
     vtb run [--clip|--camera N|--video F|--images DIR|--bag BAG]  the graph in one process
     vtb demo                        the graph on the rendered face: latency table, avatar page, video, CSV
     vtb calibrate [--reset]         the running graph's avatar: the current head and gaze become neutral
@@ -256,6 +256,14 @@ def cmd_eval(args) -> int:
         result = run_real_eval(data, model=args.model, landmark_model=args.landmark_model,
                                with_mediapipe=not args.no_mediapipe, echo=lambda m: print(m, file=sys.stderr))
         return report(result, format_table, args.json)
+    if args.what == "expressions":
+        from vtb_eval.expression_eval import format_table, run_expression_eval
+        data = args.data or default_real_data()
+        if not data.is_dir():
+            print(f"vtb eval expressions: no data at {data}", file=sys.stderr)
+            return 2
+        return report(run_expression_eval(data, with_mediapipe=not args.no_mediapipe,
+                                          echo=lambda m: print(m, file=sys.stderr)), format_table, args.json)
     if args.what == "blendshapes":
         from vtb_eval.blendshape_eval import format_table, run_blendshape_eval
         data = args.data or default_real_data()
@@ -428,15 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="accuracy: pose, gaze on renders of known ground truth; real on real "
                                      "labelled faces and videos, beside MediaPipe and a 6-point PnP")
-    p.add_argument("what", choices=["pose", "gaze", "real", "blendshapes"])
+    p.add_argument("what", choices=["pose", "gaze", "real", "blendshapes", "expressions"])
     p.add_argument("--method", default="procrustes", choices=["procrustes", "sqpnp", "iterative", "epnp"],
                    help="pose: the head-pose method reported")
-    p.add_argument("--data", type=Path, help="real, blendshapes: the data folder (default ../shared/realdata beside the checkout)")
+    p.add_argument("--data", type=Path, help="real, blendshapes, expressions: the data folder (default ../shared/realdata beside the checkout)")
     p.add_argument("--model", default="short", choices=["short", "full", "auto", "retinaface"],
                    help="real: vtb's detector model for the stills (default short; the videos run all three)")
     p.add_argument("--landmark-model", default=DEFAULT_LANDMARK_MODEL, choices=list(LANDMARK_MODELS),
                    help=f"real, blendshapes: vtb's landmark model: {landmark_models}")
-    p.add_argument("--no-mediapipe", action="store_true", help="real, blendshapes: skip the MediaPipe peer")
+    p.add_argument("--no-mediapipe", action="store_true", help="real, blendshapes, expressions: skip the MediaPipe peer")
     p.add_argument("--quick", action="store_true", help="a coarse grid (for a quick look)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_eval, needs_models=True)

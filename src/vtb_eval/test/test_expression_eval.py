@@ -1,0 +1,69 @@
+"""vtb eval expressions' scoring: openness from 68 labelled points, rank correlation, and the
+whole run on a data folder made from renders of known eyelids and jaw (CI has no ../shared)."""
+import json
+
+import numpy as np
+import pytest
+
+from vtb_eval.expression_eval import format_table, label_openness, run_expression_eval, spearman
+
+
+def face68(eye=0.3, mouth=0.1):
+    """68 iBUG points of a frontal face: eyes 30 px wide, lids `eye` x width apart; the inner
+    lips `mouth` x the outer-eye-corner distance (100 px) apart."""
+    p = np.zeros((68, 2))
+    h, g = 15 * eye, 50 * mouth
+    # right eye: outer 36, upper 37 38, inner 39, lower 40 41; left: inner 42, upper 43 44, outer 45, lower 46 47
+    p[36:42] = [(100, 100), (110, 100 - h), (120, 100 - h), (130, 100), (120, 100 + h), (110, 100 + h)]
+    p[42:48] = [(170, 100), (180, 100 - h), (190, 100 - h), (200, 100), (190, 100 + h), (180, 100 + h)]
+    for i, x in zip((61, 62, 63), (140, 150, 160)):
+        p[i], p[128 - i] = (x, 180 - g), (x, 180 + g)
+    return p
+
+
+def test_label_openness_reads_eyes_and_mouth():
+    o = label_openness(face68(eye=0.3, mouth=0.1))
+    assert o["eye_right"] == pytest.approx(0.3, abs=0.02) and o["eye_left"] == pytest.approx(0.3, abs=0.02)
+    assert o["mouth"] == pytest.approx(0.1, abs=0.01)
+    shut = label_openness(face68(eye=0.0, mouth=0.0))
+    assert shut["eye_right"] == pytest.approx(0.0, abs=1e-9) and shut["mouth"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_spearman_ranks_and_refuses_constant_input():
+    assert spearman([1, 2, 3, 4], [10, 20, 25, 90]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1, 1], [1, 2, 3, 4]) is None and spearman([1, 2], [1, 2]) is None
+
+
+@pytest.fixture(scope="module")
+def rendered_folder(tmp_path_factory):
+    """300-VW-style stills (imgs/*.jpg + annot/*.pts) of the rendered head with its jaw open by
+    0..1; the labels' inner lips from the jaw (their gap grows with it), eyes as rendered."""
+    import cv2
+    from vtb_detector.pipeline import FacePipeline
+    from vtb_eval.real import to68
+    from vtb_eval.render import HeadRenderer, default_intrinsics, pose_from_ypr
+    root = tmp_path_factory.mktemp("expressions")
+    imgs, annot = root / "mmpose" / "300vw" / "001" / "imgs", root / "mmpose" / "300vw" / "001" / "annot"
+    imgs.mkdir(parents=True)
+    annot.mkdir(parents=True)
+    renderer, k, size = HeadRenderer(), default_intrinsics(640, 480), (640, 480)
+    pipeline = FacePipeline(landmark_model="face_mesh")   # labels from the other model than the measured
+    for i, jaw in enumerate(np.linspace(0.0, 1.0, 6)):
+        rgb = renderer.render(pose_from_ypr(0, 0, 0), np.array([0.0, 0.0, 0.5]), k, size, jaw=float(jaw))
+        p68 = to68(pipeline.process_still(rgb)[0].landmarks)
+        cv2.imwrite(str(imgs / f"{i:06d}.jpg"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        pts = "\n".join(f"{x + 0.5:.3f} {y + 0.5:.3f}" for x, y in p68)
+        (annot / f"{i:06d}.pts").write_text(f"version: 1\nn_points: 68\n{{\n{pts}\n}}\n")
+    return root
+
+
+def test_a_run_on_rendered_jaws_ranks_the_mouth(rendered_folder):
+    r = run_expression_eval(rendered_folder, with_mediapipe=False, echo=lambda m: None)
+    assert r["faces"] == 6
+    geometry, shapes = r["methods"]["vtb geometry"], r["methods"]["vtb blendshapes"]
+    assert geometry["faces"] == shapes["faces"] == 6
+    assert geometry["mouth_rank_correlation"] > 0.9 and shapes["mouth_rank_correlation"] > 0.9
+    text = format_table(r)
+    assert "vtb geometry" in text and "right eye against left eye" in text and "goal (issue 21)" in text
+    json.dumps({k: v for k, v in r.items() if k != "rows"})   # the JSON the CLI writes

