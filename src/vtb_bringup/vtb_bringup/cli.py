@@ -2,8 +2,9 @@
 
     vtb models fetch|verify|path    the face models (fetched by setup when missing)
     vtb detect IMAGE... [--json]    faces, head poses and ARKit blendshapes in still images
-    vtb bench perception|detector|graph|soak   speed against MediaPipe; the detector's naive vs
-                                    fast path; the graph's latency and memory over DDS; a soak
+    vtb bench perception|detector|graph|soak|cpu   speed against MediaPipe; the detector's naive vs
+                                    fast path; the graph's latency and memory over DDS; a soak;
+                                    CPU per frame of ./vtb run beside MediaPipe's Face Landmarker
     vtb eval pose|gaze [--json PATH]  accuracy on renders of known pose, gaze, eyelids, jaw
     vtb eval real|blendshapes|expressions  on real faces beside MediaPipe (FaceMesh; Face Landmarker)
     vtb run [--clip|--camera N|--video F|--images DIR|--bag BAG]  the graph in one process
@@ -223,13 +224,17 @@ def cmd_bench(args) -> int:
         result = run_perception_bench(frames=args.frames, threads=args.threads, backend=args.backend,
                                       with_mediapipe=not args.no_mediapipe, clip=clip,
                                       clip_name="rendered 3D head from the astronaut photo, turning and moving")
+    elif args.what == "cpu":
+        from .cpu_bench import format_table, run_cpu_bench
+        result = run_cpu_bench(video=args.video, seconds=args.seconds or 30.0, with_mediapipe=not args.no_mediapipe,
+                               busy_core=args.busy_core, echo=lambda m: print(m, file=sys.stderr))
     elif args.what == "soak":
         from .soak import format_table, run_soak
         result = run_soak(minutes=args.minutes, sample_every=args.sample_every, in_process=args.in_process,
                           echo=lambda m: print(m, file=sys.stderr))
     elif args.what == "graph":
         from .graph_bench import format_table, run_graph_bench
-        result = run_graph_bench(seconds=args.seconds, executor=args.executor,
+        result = run_graph_bench(seconds=args.seconds or 20.0, executor=args.executor,
                                  echo=lambda m: print(m, file=sys.stderr))
     else:
         from vtb_eval.datasets import videos
@@ -346,7 +351,7 @@ def cmd_run(args) -> int:
         source = make_source(args)
         return run(graph_arguments(args), source=source, loop=args.loop, executor=args.executor,
                    record=args.record, record_images=args.record_images, duration=args.duration,
-                   stats_every=args.stats_every)
+                   stats_every=args.stats_every, stats_json=args.stats_json)
     except (GraphError, SourceError, RecordError) as e:
         print(f"vtb run: {e}", file=sys.stderr)
         return 2
@@ -417,13 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_detect, needs_models=True)
 
     p = sub.add_parser("bench", help="benchmarks: perception (vs MediaPipe), detector (naive vs fast), "
-                                      "graph (latency over DDS), soak (memory, CPU, latency over minutes)")
-    p.add_argument("what", choices=["perception", "detector", "graph", "soak"])
+                                      "graph (latency over DDS), soak (memory, CPU, latency over minutes), cpu (./vtb run's CPU "
+                                      "per frame beside MediaPipe's Face Landmarker)")
+    p.add_argument("what", choices=["perception", "detector", "graph", "soak", "cpu"])
     p.add_argument("--frames", type=int, default=300, help="perception: frames of the clip (default 300)")
     p.add_argument("--threads", type=int, default=2, help="perception: vtb's CPU threads (default 2)")
     p.add_argument("--backend", default="auto", choices=["auto", "litert", "onnxruntime"])
     p.add_argument("--no-mediapipe", action="store_true", help="perception: skip the MediaPipe peer")
-    p.add_argument("--seconds", type=float, default=20.0, help="graph: measured seconds per scenario (default 20)")
+    p.add_argument("--seconds", type=float, default=None,
+                   help="graph: measured seconds per scenario (default 20); cpu: seconds each (default 30)")
+    p.add_argument("--video", type=Path, metavar="FILE",
+                   help="cpu: the video played (default: the shared 720p talking-head clip, looped)")
+    p.add_argument("--busy-core", action="store_true", help="cpu: a busy loop takes one core while both run")
     p.add_argument("--executor", choices=["both", "single", "multi"], default="both",
                    help="graph: the runner's executor (default both: VGA on multi-threaded too, to compare)")
     p.add_argument("--minutes", type=float, default=30.0,
@@ -481,6 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="BAG", help="record the graph's topics into this rosbag2 (mcap) folder")
     p.add_argument("--record-images", action="store_true", help="--record: the image topics too")
     p.add_argument("--stats-every", type=float, default=2.0, help="seconds between latency tables (0: only at the end)")
+    p.add_argument("--stats-json", metavar="PATH", help="also write the final table as JSON, with the CPU seconds "
+                                                        "the graph used while it ran (./vtb bench cpu reads it)")
     p.set_defaults(func=cmd_run, needs_models=True)
 
     p = sub.add_parser("calibrate", help="the running graph's avatar: take the current head pose and gaze as "

@@ -12,6 +12,7 @@ threads contend with that worker for the GIL (`./vtb bench graph --executor mult
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 import threading
 import time
 
@@ -246,9 +247,11 @@ def stop_signals():
 
 def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",
         record: str | None = None, record_images: bool = False, duration: float | None = None,
-        stats_every: float = 2.0, log=print) -> int:
+        stats_every: float = 2.0, log=print, stats_json: str | None = None) -> int:
     """`./vtb run`: start the graph, feed it, print a latency table every `stats_every` seconds,
-    stop on Ctrl-C, after `duration`, or when a finite source has played."""
+    stop on Ctrl-C, after `duration`, or when a finite source has played. stats_json: also write
+    the final table as JSON there, with this process's CPU seconds while the graph ran (the
+    models loaded before; `./vtb bench cpu` reads it)."""
     from .monitor import GraphMonitor
     from .recorder import check_target
     if record:
@@ -274,11 +277,19 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
             from .recorder import BagRecorder
             recorder = BagRecorder(monitor, record, graph_topics(runner.nodes, record_images))
             log(f"vtb run: recording {len(recorder.counts)} topics into {record} (rosbag2, mcap)")
+        cpu0, wall0 = time.process_time(), time.monotonic()
         code = runner.spin(duration=duration, idle=monitor.table_every(stats_every, log), stop=stop)
+        cpu_s, wall_s = time.process_time() - cpu0, time.monotonic() - wall0
         if stop is not None and stop.requested:
             log("vtb run: stopped")
             stop.ignore()
         log(monitor.table())
+        if stats_json:
+            import json
+            Path(stats_json).write_text(json.dumps(
+                {"topics": monitor.summary(), "cpu_s": cpu_s, "wall_s": wall_s,
+                 "avatar_frames": monitor.counts["avatar_parameters"],
+                 "images": monitor.counts.get("faces", 0)}, indent=2) + "\n")
         return code
     except KeyboardInterrupt:
         log("vtb run: stopped")
