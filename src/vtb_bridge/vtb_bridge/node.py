@@ -44,7 +44,7 @@ from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray,
 from . import avatar_settings
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
 from .avatar_server import parse_allowed_hosts
-from .part_matcher import PartMatcher, header_source, part_of
+from .part_matcher import PartMatcher, header_source, part_of, stamp_seconds
 
 PARAMETERS = [
     ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
@@ -352,7 +352,7 @@ class BridgeNode(Node):
         if face_id not in states and face_id not in poses:
             return None
         pose, gaze, state = poses.get(face_id), gazes.get(face_id), states.get(face_id)
-        stamp = key[0] + 1e-9 * key[1]
+        stamp = stamp_seconds(key)
         fields, shapes = None, None
         if state:
             fields = {n: getattr(state, n) for n in state.get_fields_and_field_types()

@@ -56,14 +56,14 @@ class PartMatcher:
             if held_key > key:
                 continue              # for a later image
             del self.held[part]
-            if part in entry or _seconds(key) - _seconds(held_key) > self.hold_s:
+            if part in entry or stamp_seconds(key) - stamp_seconds(held_key) > self.hold_s:
                 self.late += 1        # this image has its own (newer), or it is too old
             else:
                 entry.setdefault("held", {})[part] = msg
         return entry
 
 
-def _seconds(key) -> float:
+def stamp_seconds(key) -> float:
     """A (sec, nanosec) stamp key in seconds; any other key as a number."""
     return key[0] + 1e-9 * key[1] if isinstance(key, tuple) else float(key)
 

@@ -18,16 +18,17 @@ TRIGGER_TYPE = "std_srvs/srv/Trigger"
 def find_services(node, name: str, timeout: float) -> list[str]:
     """Every service called `name` (its last part) of the Trigger type, waiting up to `timeout`
     seconds for discovery; a little longer once one is seen, for the others to show up."""
-    deadline, found = time.monotonic() + timeout, []
+    def named():
+        return sorted(n for n, types in node.get_service_names_and_types()
+                      if n.rsplit("/", 1)[-1] == name and TRIGGER_TYPE in types)
+
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = sorted(n for n, types in node.get_service_names_and_types()
-                       if n.rsplit("/", 1)[-1] == name and TRIGGER_TYPE in types)
-        if found:
+        if named():
             time.sleep(0.3)
-            return sorted(n for n, types in node.get_service_names_and_types()
-                          if n.rsplit("/", 1)[-1] == name and TRIGGER_TYPE in types)
+            return named()
         time.sleep(0.1)
-    return found
+    return named()
 
 
 def call(node, service: str, timeout: float):

@@ -36,14 +36,14 @@ def default_video() -> Path:
     return default_real_data() / "video" / "3ddfa_obama.mp4"
 
 
-def run_vtb(video: Path, seconds: float, echo=print, extra_args=()) -> dict:
+def run_vtb(video: Path, seconds: float, echo=print) -> dict:
     from .soak import free_port, soak_config
     with tempfile.TemporaryDirectory(prefix="vtb-bench-cpu-") as tmp:
         stats = Path(tmp) / "stats.json"
         # the default graph, its page server on a free port (8000 may be taken)
         cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", "--video", str(video), "--loop",
                "--duration", str(seconds), "--outputs", "server", "--stats-every", "0",
-               "--config", str(soak_config(Path(tmp), free_port())), "--stats-json", str(stats), *extra_args]
+               "--config", str(soak_config(Path(tmp), free_port())), "--stats-json", str(stats)]
         echo("bench cpu: vtb: " + " ".join(cmd[2:]))
         t0 = time.monotonic()
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 180)

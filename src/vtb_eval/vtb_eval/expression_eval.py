@@ -150,24 +150,14 @@ def eye_consistency(rows, methods) -> dict:
 def _mediapipe_blendshapes(images, echo) -> list:
     """MediaPipe Face Landmarker's blendshapes {name: value} per image (its first face), or None."""
     from .blendshape_eval import landmarker_task
-    from .mediapipe_peer import run_mediapipe
-    out = [None] * len(images)
+    from .mediapipe_peer import run_mediapipe_stills
     with tempfile.TemporaryDirectory(prefix="vtb-expressions-") as tmp:
-        task = landmarker_task(Path(tmp))
-        by_shape = {}
-        for i, im in enumerate(images):
-            by_shape.setdefault(im.shape, []).append(i)
-        echo(f"eval expressions: MediaPipe Face Landmarker on {len(images)} images ({len(by_shape)} sizes)")
-        for shape, idx in by_shape.items():
-            for start in range(0, len(idx), 200):        # batches: bounded memory in the worker
-                part = idx[start:start + 200]
-                r = run_mediapipe(np.stack([images[i] for i in part]), static_image_mode=True, warmup=0,
-                                  echo=echo, task=task)
-                names = r.get("blendshape_names") or []
-                for n, i in enumerate(part):
-                    values = r["blendshapes"][n, 0]
-                    if names and np.isfinite(values).all():
-                        out[i] = dict(zip(names, (float(v) for v in values)))
+        rows = run_mediapipe_stills(images.__getitem__, [im.shape for im in images],
+                                    echo=lambda m: echo(f"eval expressions: {m}"), task=landmarker_task(Path(tmp)))
+    out = []
+    for r in rows:
+        values, names = r.get("blendshapes", [[np.nan]])[0], r.get("blendshape_names") or []
+        out.append(dict(zip(names, (float(v) for v in values))) if names and np.isfinite(values).all() else None)
     return out
 
 

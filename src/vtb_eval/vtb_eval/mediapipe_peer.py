@@ -165,3 +165,27 @@ def run_mediapipe(frames: np.ndarray, refine_landmarks: bool = True, static_imag
             return out
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_mediapipe_stills(read, shapes, echo=print, batch: int = 200, **options) -> list[dict]:
+    """run_mediapipe in static mode over images of several sizes: one worker per image size (a
+    worker's frames share a shape) and per `batch` images of it (450x450 crops: 120 MB a batch).
+    read(i) gives image i, shapes[i] its shape. Returns, per image, its row of the worker's
+    per-frame results ("faces", and with a `task` "blendshapes" and "blendshape_names")."""
+    out = [None] * len(shapes)
+    by_shape = {}
+    for i, shape in enumerate(shapes):
+        by_shape.setdefault(tuple(shape), []).append(i)
+    echo(f"MediaPipe on {len(shapes)} images ({len(by_shape)} image sizes)")
+    for idx in by_shape.values():
+        for b in range(0, len(idx), batch):
+            part = idx[b:b + batch]
+            r = run_mediapipe(np.stack([read(i) for i in part]), static_image_mode=True, warmup=0, echo=echo,
+                              **options)
+            for n, i in enumerate(part):
+                out[i] = {"faces": r["faces"][n]}
+                if "blendshapes" in r:
+                    out[i].update(blendshapes=r["blendshapes"][n], blendshape_names=r["blendshape_names"])
+            if len(idx) > batch:
+                echo(f"MediaPipe {min(b + batch, len(idx))}/{len(idx)} images")
+    return out

@@ -279,28 +279,12 @@ def _landmark_summary(rows, method) -> dict:
             "nme68": _mean(g["nme68"] for g in got), "nme51": _mean(g["nme51"] for g in got)}
 
 
-MEDIAPIPE_BATCH = 200  # frames per MediaPipe worker: 450x450 crops are 120 MB a batch
-
-
-def _mediapipe_stills(read, shapes, echo, batch: int = MEDIAPIPE_BATCH) -> list:
-    """MediaPipe in static mode over the images (read(i) gives image i, shapes[i] its shape): one
-    worker per image size (its frames must share a shape) and per `batch` images of it."""
-    from .mediapipe_peer import run_mediapipe
-    out = [None] * len(shapes)
-    by_shape = {}
-    for i, shape in enumerate(shapes):
-        by_shape.setdefault(tuple(shape), []).append(i)
-    echo(f"eval real: MediaPipe on {len(shapes)} images ({len(by_shape)} image sizes)")
-    for idx in by_shape.values():
-        for b in range(0, len(idx), batch):
-            part = idx[b:b + batch]
-            r = run_mediapipe(np.stack([read(i) for i in part]), static_image_mode=True, max_num_faces=10,
-                              warmup=0, echo=echo)
-            for n, i in enumerate(part):
-                out[i] = [f for f in r["faces"][n] if np.isfinite(f).all()]
-            if len(idx) > batch:
-                echo(f"eval real: MediaPipe {min(b + batch, len(idx))}/{len(idx)} images")
-    return out
+def _mediapipe_stills(read, shapes, echo) -> list:
+    """MediaPipe in static mode over the images (read(i) gives image i, shapes[i] its shape):
+    every face it found in each."""
+    from .mediapipe_peer import run_mediapipe_stills
+    rows = run_mediapipe_stills(read, shapes, echo=lambda m: echo(f"eval real: {m}"), max_num_faces=10)
+    return [[f for f in r["faces"] if np.isfinite(f).all()] for r in rows]
 
 
 def _eval_pose(rows, samples, shapes, methods, HeadPoseEstimator) -> dict:

@@ -32,12 +32,10 @@ import numpy as np
 
 from .face_model import load_metric_face
 
-# MediaPipe mesh regions left out of PnP (their indices): lips, face oval, eye rings but the
-# corners, brows
+# MediaPipe mesh regions left out of the pose (their indices): lips, eye rings but the corners,
+# brows, the lower face; the face oval stays in (module docstring)
 _LIPS = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267, 269,
          270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415]
-_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
-         176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109]
 _EYELIDS = [7, 163, 144, 145, 153, 154, 155, 246, 161, 160, 159, 158, 157, 173,
             249, 390, 373, 374, 380, 381, 382, 466, 388, 387, 386, 385, 384, 398]
 _BROWS = [46, 53, 52, 65, 55, 70, 63, 105, 66, 107, 276, 283, 282, 295, 285, 300, 293, 334, 296, 336]
