@@ -135,6 +135,15 @@ def test_pose_protocol_drops_labels_over_99_degrees_bands_by_yaw_and_counts_miss
     assert real.score_pose([[0, 0, 179]], [[0, 0, -179]])["mae_roll"] == pytest.approx(2)
 
 
+def test_the_pose_corrections_are_swept_around_the_estimators_defaults():
+    class Estimator:
+        def __init__(self, turn_gain: float = 0.2, pixel_weight: float = 0.6):
+            pass
+    assert real.correction_steps(Estimator, "turn_gain") == (0.0, 0.1, 0.2, 0.3, 0.4)
+    assert real.correction_steps(Estimator, "pixel_weight") == (0.0, 0.3, 0.6, 0.9, 1.0)  # a weight stops at 1
+    assert real.correction_steps(lambda method="x": None, "turn_gain") == ()
+
+
 def test_depth_scale_leave_one_out_is_vectorised_and_follows_the_estimator():
     class Estimator:
         def __init__(self, depth_scale: float = 0.8):

@@ -126,6 +126,20 @@ def depth_scales(estimator_class) -> tuple:
     return tuple(round(float(p.default) * (1 + k / 12), 3) for k in range(-3, 4))
 
 
+def correction_steps(estimator_class, name: str) -> tuple:
+    """The values swept of one of the estimator's corrections (turn_gain, pixel_weight in
+    vtb_pose.pnp): none, half, the default, one and a half and twice it (a weight at most 1);
+    none when the estimator has no such parameter."""
+    p = inspect.signature(estimator_class).parameters.get(name)
+    if p is None or not isinstance(p.default, (int, float)) or p.default <= 0:
+        return ()
+    top = 1.0 if name.endswith("weight") else float("inf")
+    return tuple(sorted({0.0, *(min(top, round(float(p.default) * f, 3)) for f in (0.5, 1, 1.5, 2))}))
+
+
+CORRECTIONS = ("turn_gain", "pixel_weight")
+
+
 def yaw_band(yaw_deg) -> np.ndarray:
     """Index into YAW_BANDS of each |yaw| label (faces over the last band's end go into it)."""
     edges = [lo for lo, _ in YAW_BANDS[1:]]
@@ -301,6 +315,8 @@ def _eval_pose(rows, samples, shapes, methods, HeadPoseEstimator) -> dict:
     estimator = HeadPoseEstimator()
     pnp = HeadPoseEstimator(method="sqpnp") if "method" in options else None
     sweep = {ds: HeadPoseEstimator(depth_scale=ds) for ds in depth_scales(HeadPoseEstimator)}
+    corrections = {f"vtb {name} {v}": HeadPoseEstimator(**{name: v})
+                   for name in CORRECTIONS for v in correction_steps(HeadPoseEstimator, name)}
 
     def rotation_of(est, lm, k):
         e = est.estimate(lm, k)
@@ -319,6 +335,8 @@ def _eval_pose(rows, samples, shapes, methods, HeadPoseEstimator) -> dict:
         cands["6-point PnP on vtb's 68"] = lambda: six_point_rotation(to68(lm), k) if lm is not None else None
         cands |= {f"vtb depth_scale {ds}": (lambda e=e: rotation_of(e, lm, k) if lm is not None else None)
                   for ds, e in sweep.items()}
+        cands |= {label: (lambda e=e: rotation_of(e, lm, k) if lm is not None else None)
+                  for label, e in corrections.items()}
         if "mediapipe" in methods:
             mlm = (r.get("mediapipe") or {}).get("landmarks")
             cands["MediaPipe landmarks + vtb's estimator"] = lambda: (
@@ -346,6 +364,7 @@ def _eval_pose(rows, samples, shapes, methods, HeadPoseEstimator) -> dict:
             "published": {"faces": PUBLISHED_FACES, "mae_mean": PUBLISHED},
             "depth_scale_default": inspect.signature(HeadPoseEstimator).parameters["depth_scale"].default
             if "depth_scale" in options else None,
+            "corrections_default": {c: options[c].default for c in CORRECTIONS if c in options},
             "methods": table,
             "depth_scale_loo": leave_one_out({ds: angles[f"vtb depth_scale {ds}"] for ds in sweep}, truth)}
 
@@ -553,7 +572,7 @@ def format_table(r: dict) -> str:
 
 
 def _pose_lines(p: dict) -> list:
-    methods = {n: v for n, v in p["methods"].items() if not n.startswith("vtb depth_scale")}
+    methods = {n: v for n, v in p["methods"].items() if not n.startswith(("vtb depth_scale", *(f"vtb {c}" for c in CORRECTIONS)))}
     lines = ["", f"head pose on {p['label']}: {p['faces']} faces, {p['dropped']} dropped (a |pitch|, |yaw| or "
                  f"|roll| label over {p['limit_deg']:g} deg), {p['kept']} kept",
              "(AFLW's pitch/yaw/roll, degrees, MAE over the faces each method found; missed: no face found or no "
@@ -583,6 +602,11 @@ def _pose_lines(p: dict) -> list:
     if sweep:
         lines.append(f"vtb's depth_scale (default {p.get('depth_scale_default')}): " + ", ".join(
             f"{d}: {_f(v['mae_mean'])} (yaw slope {_f(v['slope_yaw'])})" for d, v in sweep))
+    for c, default in (p.get("corrections_default") or {}).items():
+        steps = [(n.split()[-1], v) for n, v in p["methods"].items() if n.startswith(f"vtb {c} ")]
+        lines.append(f"vtb's {c} (default {default}): " + ", ".join(
+            f"{g}: {_f(v['mae_mean'])} (slopes {_f(v['slope_pitch'])}/{_f(v['slope_yaw'])}/{_f(v['slope_roll'])})"
+            for g, v in steps))
     loo = p.get("depth_scale_loo")
     if loo:
         lines.append(f"  chosen on {loo['faces'] - 1} faces, scored on the one left out, for each of the {loo['faces']} "

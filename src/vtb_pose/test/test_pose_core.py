@@ -47,7 +47,8 @@ def test_to_face_frame_undoes_any_pose():
 
 @pytest.mark.parametrize("ypr", [(0, 0, 0), (30, -10, 5), (-45, 30, -30), (45, -30, 30)])
 def test_pnp_recovers_a_known_pose(ypr):
-    est = HeadPoseEstimator()
+    # exact points: the solver alone, without the turn the landmark model reads short
+    est = HeadPoseEstimator(turn_gain=0.0)
     rotation, t = rotation_from_ypr(*ypr), [0.03, -0.02, 0.65]
     e = est.estimate(project(est.model, rotation, t), K)
     assert angle_between(e.rotation, rotation) < 1e-3
@@ -129,7 +130,8 @@ def with_depth(model, rotation, t, depth_scale):
 
 @pytest.mark.parametrize("ypr", [(0, 0, 0), (30, -10, 5), (-60, 25, -20), (70, 0, 10)])
 def test_procrustes_recovers_a_known_pose_from_landmarks_with_depth(ypr):
-    est = HeadPoseEstimator()
+    # the depth fit alone: neither the pixels' rotation nor the lengthened turn
+    est = HeadPoseEstimator(turn_gain=0.0, pixel_weight=0.0)
     assert est.method == "procrustes"
     rotation, t = rotation_from_ypr(*ypr), np.array([0.04, -0.03, 0.6])
     e = est.estimate(with_depth(est.model, rotation, t, est.depth_scale), K)
@@ -142,6 +144,50 @@ def test_procrustes_recovers_a_known_pose_from_landmarks_with_depth(ypr):
     flat[:, 2] *= 0.5
     if abs(ypr[0]) >= 30:
         assert abs(ypr_from_rotation(est.estimate(flat, K).rotation)[0]) < abs(ypr[0]) - 3
+
+
+def load_metric():
+    return HeadPoseEstimator().model
+
+
+@pytest.mark.parametrize("t", [[0.0, 0.0, 0.6], [0.25, -0.1, 0.6]])
+def test_turns_past_30_degrees_are_lengthened_as_the_landmark_model_reads_them_short(t):
+    """TURN_GAIN: exact points of a head turned 60 degrees from the line of sight give 66
+    (60 + 0.2 x 30), at any place in the image; 20 degrees stays 20; pitch and roll kept."""
+    plain, est = HeadPoseEstimator(turn_gain=0.0), HeadPoseEstimator()
+    assert est.turn_gain == pytest.approx(0.2)
+    t = np.array(t)
+    # the turn is taken from the line of sight: a head right of the centre faces the camera
+    # at a negative yaw (turned to the image's left)
+    sight = -np.degrees(np.arctan2(t[0], t[2]))
+    for turn, expected in [(60, 66.0), (-60, -66.0), (20, 20.0), (-75, -84.0)]:
+        rotation = rotation_from_ypr(turn + sight, 0, 0)
+        lm = with_depth(est.model, rotation, t, est.depth_scale)
+        assert angle_between(plain.estimate(lm, K).rotation, rotation) < 1e-4
+        got = ypr_from_rotation(est.estimate(lm, K).rotation)
+        assert got[0] - sight == pytest.approx(expected, abs=0.05)
+        np.testing.assert_allclose(got[1:], 0, atol=0.05)
+    # with pitch and roll the extra turn is about the head's own vertical: pitch and roll stay
+    rotation = rotation_from_ypr(50, 15, -10)
+    got = est.estimate(with_depth(est.model, rotation, np.array([0.0, 0.0, 0.6]), est.depth_scale), K).rotation
+    extra = angle_between(got, rotation)
+    assert 2.0 < extra < 5.0
+    np.testing.assert_allclose(got[:, 2], rotation[:, 2], atol=1e-9)  # the head's vertical itself
+
+
+def test_the_rotation_is_taken_halfway_between_the_depth_fit_and_the_pixels():
+    """PIXEL_WEIGHT: where the landmarks' depth says another turn than their pixels, the pose
+    lies between the two fits, at the weight's fraction of the way."""
+    rotation, t = rotation_from_ypr(25, 0, 0), np.array([0.0, 0.0, 0.6])
+    lm = with_depth(load_metric(), rotation, t, 1.2)
+    lm[:, 2] *= 0.5   # a flatter depth than the pixels': the depth fit reads a smaller turn
+    depth_only = HeadPoseEstimator(turn_gain=0.0, pixel_weight=0.0).estimate(lm, K).rotation
+    pixels_only = HeadPoseEstimator(turn_gain=0.0, method="sqpnp").estimate(lm, K).rotation
+    blended = HeadPoseEstimator(turn_gain=0.0).estimate(lm, K).rotation
+    assert angle_between(pixels_only, rotation) < 1e-3 and angle_between(depth_only, rotation) > 3
+    apart = angle_between(depth_only, pixels_only)
+    assert angle_between(blended, depth_only) == pytest.approx(apart / 2, abs=0.01)
+    assert angle_between(blended, pixels_only) == pytest.approx(apart / 2, abs=0.01)
 
 
 def test_procrustes_without_depth_falls_back_to_pnp_and_bad_input_gives_none():
