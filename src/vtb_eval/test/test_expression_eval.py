@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from vtb_eval.expression_eval import format_table, label_openness, run_expression_eval, spearman
+from vtb_eval.expression_eval import format_table, label_openness, ranges, run_expression_eval, spearman
 
 
 def face68(eye=0.3, mouth=0.1):
@@ -33,6 +33,22 @@ def test_spearman_ranks_and_refuses_constant_input():
     assert spearman([1, 2, 3, 4], [10, 20, 25, 90]) == pytest.approx(1.0)
     assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 1, 1, 1], [1, 2, 3, 4]) is None and spearman([1, 2], [1, 2]) is None
+
+
+def test_ranges_take_resting_faces_and_wide_mouths_by_their_labels():
+    def row(mouth_label, pose, **sent):
+        values = dict(eye_closure=0.0, mouth_open=0.0, mouth_form=0.0, vowel_max=0.0) | sent
+        return {"label": {"mouth": mouth_label}, "pose": pose, "sent": values}
+    rows = [row(0.01, None, mouth_form=-0.3),              # resting, a frown read: outside
+            row(0.02, [5.0, -10.0, 0.0], mouth_open=0.05),  # resting, within
+            row(0.02, [5.0, 40.0, 0.0], mouth_open=0.9),   # turned 40 deg: not a resting face here
+            row(0.10, None, mouth_open=0.5),               # neither
+            row(0.35, None, mouth_open=0.85), row(0.4, None, mouth_open=0.6),
+            {"label": {"mouth": 0.0}, "pose": None}]        # no face found: left out
+    r = ranges(rows)
+    assert r["rest"]["mouth_open"]["faces"] == 2 and r["rest"]["mouth_open"]["within"] == 1.0
+    assert r["rest"]["mouth_form"]["within"] == 0.5 and r["rest"]["mouth_form"]["median"] == pytest.approx(0.15)
+    assert r["wide_mouth"] == {"faces": 2, "median": pytest.approx(0.725), "within": 0.5}
 
 
 @pytest.fixture(scope="module")
@@ -66,4 +82,8 @@ def test_a_run_on_rendered_jaws_ranks_the_mouth(rendered_folder):
     assert geometry["mouth_rank_correlation"] > 0.9 and shapes["mouth_rank_correlation"] > 0.9
     text = format_table(r)
     assert "vtb geometry" in text and "right eye against left eye" in text and "goal (issue 21)" in text
+    # what a new user's first frame sends, for every face found (the rendered lips never touch
+    # and never open past 0.3: no resting face or widest mouth among them)
+    assert "first frame" in text and all(0.0 <= row["sent"]["mouth_open"] <= 1.0 for row in r["rows"])
+    assert [row["sent"]["mouth_open"] for row in r["rows"]][-1] > [row["sent"]["mouth_open"] for row in r["rows"]][0]
     json.dumps({k: v for k, v in r.items() if k != "rows"})   # the JSON the CLI writes

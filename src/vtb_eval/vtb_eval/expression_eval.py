@@ -35,6 +35,12 @@ LEFT_EYE = ([(43, 47), (44, 46)], (45, 42))
 INNER_LIPS = [(61, 67), (62, 66), (63, 65)]
 GOAL_RANK_CORRELATION = 0.85
 MAX_EYE_YAW_DEG = 45.0
+# issue 21's ranges, on every output: a resting face sends at most REST_MAX, a wide-open mouth at
+# least WIDE_MOUTH_MIN; "resting" and "wide open" by the labels: lips touching (inner-lip gap
+# under LIPS_TOUCH of the eye-corner distance) on a face within REST_MAX_ANGLE_DEG of frontal;
+# a gap of at least WIDE_MOUTH_LABEL
+REST_MAX, WIDE_MOUTH_MIN = 0.1, 0.8
+LIPS_TOUCH, WIDE_MOUTH_LABEL, REST_MAX_ANGLE_DEG = 0.03, 0.3, 20.0
 
 
 def label_openness(p68: np.ndarray) -> dict:
@@ -70,6 +76,32 @@ def predictions(landmarks, shapes) -> dict:
     return out
 
 
+def first_frame(landmarks) -> dict:
+    """What the outputs send for this face from a new user's first frame, before anything is
+    learned: FaceState with its default levels (the avatar's eyes, mouth, form and vowels)."""
+    from vtb_gaze.face_state import FaceStateEstimator
+    st = FaceStateEstimator().update(np.asarray(landmarks, np.float64), None, 0.0)
+    return {"eye_closure": max(1 - st.eye_right_open, 1 - st.eye_left_open), "mouth_open": st.mouth_open,
+            "mouth_form": st.mouth_form, "vowel_max": max(st.vowel_a, st.vowel_i, st.vowel_u, st.vowel_e, st.vowel_o)}
+
+
+def ranges(rows) -> dict:
+    """First-frame values (row["sent"]) on the resting faces and on the widest mouths (labels);
+    each: faces, median and the share within issue 21's range."""
+    def frontal(r):
+        return r["pose"] is None or max(abs(r["pose"][0]), abs(r["pose"][1])) <= REST_MAX_ANGLE_DEG
+    rest = [r["sent"] for r in rows if r.get("sent") and r["label"]["mouth"] < LIPS_TOUCH and frontal(r)]
+    wide = [r["sent"] for r in rows if r.get("sent") and r["label"]["mouth"] >= WIDE_MOUTH_LABEL]
+
+    def share(values, ok):
+        return {"faces": len(values), "median": float(np.median(values)) if values else None,
+                "within": float(np.mean([ok(v) for v in values])) if values else None}
+    out = {"rest": {k: share([abs(v[k]) for v in rest], lambda x: x <= REST_MAX)
+                    for k in ("mouth_open", "vowel_max", "mouth_form", "eye_closure")},
+           "wide_mouth": share([v["mouth_open"] for v in wide], lambda x: x >= WIDE_MOUTH_MIN)}
+    return out
+
+
 def from_blendshapes(shapes: dict) -> dict:
     return {"eye_right": -shapes["eyeBlinkRight"], "eye_left": -shapes["eyeBlinkLeft"], "mouth": shapes["jawOpen"],
             "shapes": {k: round(float(v), 4) for k, v in shapes.items()}}
@@ -94,9 +126,11 @@ def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> 
         found = pipeline.process_still(rgb)
         k = _match([to68(f.landmarks) for f in found], label)
         row = {"set": s.set, "image": s.image.name, "label": label_openness(label),
-               "yaw": None if s.pose is None else float(s.pose[1]), "pred": {}}
+               "yaw": None if s.pose is None else float(s.pose[1]), "pred": {},
+               "pose": None if s.pose is None else [float(v) for v in s.pose]}
         if k is not None:
             row["pred"] = predictions(found[k].landmarks, shapes.named(found[k].landmarks))
+            row["sent"] = first_frame(found[k].landmarks)
         rows.append(row)
     if with_mediapipe:
         for row, bs in zip(rows, _mediapipe_blendshapes(images, echo)):
@@ -130,7 +164,7 @@ def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> 
             "mouth_rank_correlation": spearman([r["pred"][m]["mouth"] for r in common],
                                                [r["label"]["mouth"] for r in common])}
     return {"data": str(data), "faces": len(rows), "methods": table, "goal": GOAL_RANK_CORRELATION,
-            "label_eye_consistency": eye_consistency(rows, methods),
+            "label_eye_consistency": eye_consistency(rows, methods), "ranges": ranges(rows),
             "seconds": round(time.monotonic() - t0, 1), "rows": rows}
 
 
@@ -176,7 +210,21 @@ def format_table(r: dict) -> str:
                  f"mostly as open): labels {_f(c['labels'])}, " +
                  ", ".join(f"{m} {_f(v)}" for m, v in c.items() if m not in ("faces", "labels")))
     lines.append(f"goal (issue 21): rank correlation >= {r['goal']} for eye closure and mouth opening")
+    g = r.get("ranges")
+    if g:
+        rest = g["rest"]
+        lines.append(f"a new user's first frame (FaceState's default levels), as every output sends it; resting faces "
+                     f"(lips touching, within {REST_MAX_ANGLE_DEG:g} deg of frontal): {rest['mouth_open']['faces']}; "
+                     f"median / share <= {REST_MAX:g}:")
+        lines.append("  " + ", ".join(f"{k} {_f(v['median'])} / {_pct(v['within'])}" for k, v in rest.items()))
+        w = g["wide_mouth"]
+        lines.append(f"widest mouths (labelled gap >= {WIDE_MOUTH_LABEL:g} of the eye corners): {w['faces']}: mouth_open "
+                     f"median {_f(w['median'])}, share >= {WIDE_MOUTH_MIN:g}: {_pct(w['within'])}")
     return "\n".join(lines)
+
+
+def _pct(v):
+    return "-" if v is None else f"{100 * v:.0f} %"
 
 
 def _f(v):

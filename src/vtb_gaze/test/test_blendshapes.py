@@ -76,6 +76,19 @@ def test_renders_of_known_state_through_vtbs_landmarks(estimator):
     assert max(rest) < jaw[0] + 0.05, "a head turn alone does not open the jaw"
 
 
+def test_the_eyes_and_jaw_are_face_states_own():
+    """agree_with_state: eyeBlink* and jawOpen come from the calibrated FaceState, the other 49
+    stay the model's; values outside 0..1 are clipped."""
+    from vtb_gaze.blendshapes import FROM_STATE, agree_with_state
+    from vtb_gaze.face_state import FaceStateResult
+    model = np.linspace(0.1, 0.6, len(NAMES)).astype(np.float32)
+    state = FaceStateResult(eye_left_open=0.02, eye_right_open=0.7, mouth_open=1.3)
+    out = dict(zip(NAMES, agree_with_state(model, state)))
+    assert out["eyeBlinkLeft"] == pytest.approx(0.98) and out["eyeBlinkRight"] == pytest.approx(0.3)
+    assert out["jawOpen"] == 1.0
+    assert all(out[n] == pytest.approx(v) for n, v in zip(NAMES, model) if n not in FROM_STATE)
+
+
 def test_bad_landmarks_give_none(estimator):
     good = np.array(json.loads(REFERENCE.read_text())["cases"][0]["landmarks"])
     assert estimator(good) is not None

@@ -1,6 +1,7 @@
 """The gaze node in its own process, after the detector and pose nodes in theirs: gaze, TF and
 FaceState (with the 52 blendshapes) come out at the camera rate, matched to the image stamps."""
 import numpy as np
+import pytest
 from rclpy.qos import QoSProfile
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
@@ -66,6 +67,13 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
     shapes = dict(zip(s.blendshape_names, s.blendshapes))
     assert all(0.0 <= v <= 1.0 for v in shapes.values())
     assert shapes["eyeBlinkLeft"] < 0.3 and shapes["eyeBlinkRight"] < 0.3 and shapes["tongueOut"] == 0.0
+    # one source of truth: the ARKit eyes and jaw are FaceState's own calibrated eyes and mouth
+    for m in states[-5:]:
+        st = m.states[0]
+        named = dict(zip(st.blendshape_names, st.blendshapes))
+        assert named["eyeBlinkLeft"] == pytest.approx(1 - st.eye_left_open, abs=1e-6)
+        assert named["eyeBlinkRight"] == pytest.approx(1 - st.eye_right_open, abs=1e-6)
+        assert named["jawOpen"] == pytest.approx(st.mouth_open, abs=1e-6)
     children = {t.child_frame_id for m in tfs for t in m.transforms}
     assert f"gaze_{g.face_id}" in children and f"face_{g.face_id}" in children
 

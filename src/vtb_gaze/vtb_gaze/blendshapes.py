@@ -45,6 +45,24 @@ MODEL_OUTPUTS = (
 NAMES = MODEL_OUTPUTS[1:] + ("tongueOut",)
 NOT_ESTIMATED = ("tongueOut",)
 
+# The shapes FaceState measures itself, calibrated to the user (vtb_gaze.face_state): their ARKit
+# values are taken from it, so that every output (Live2D parameters, VRM presets, ARKit values,
+# the NodeServer's result_data) says the same. On 942 real labelled faces (`./vtb eval
+# expressions`) the geometry ranks mouth opening at 0.75 against jawOpen's 0.24 and eye closure
+# as well as eyeBlink (0.41 / 0.40); and the model's eyeBlink on closed eyes stays at 0.59-0.70
+# where FaceState's calibrated closure reaches 0.96-1.0.
+FROM_STATE = {"eyeBlinkLeft": lambda st: 1.0 - st.eye_left_open,
+              "eyeBlinkRight": lambda st: 1.0 - st.eye_right_open,
+              "jawOpen": lambda st: st.mouth_open}
+
+
+def agree_with_state(values: np.ndarray, state) -> np.ndarray:
+    """The 52 values (NAMES order) with the FROM_STATE shapes set from a FaceStateResult."""
+    out = np.array(values, np.float32)
+    for name, of in FROM_STATE.items():
+        out[NAMES.index(name)] = np.clip(of(state), 0.0, 1.0)
+    return out
+
 
 
 

