@@ -25,8 +25,9 @@ def perception(stamp, yaw=20.0, pitch=-10.0, roll=5.0, gaze_yaw=12.0, left_open=
     return faces, poses, gazes, states
 
 
-def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node):
+def test_avatar_parameters_from_matched_perception_then_neutral(ros, start_node, fixed_gaze_config):
     proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_t", "-p", "joint_states_enabled:=true",
+                      "-p", f"config_file:={fixed_gaze_config}",
                       "-p", "mirror:=false", "-p", "lost_after_s:=0.2")
     params, joints = [], []
     ros.node.create_subscription(AvatarParameters, "/vtb_t/avatar_parameters", params.append, 100)
@@ -109,11 +110,12 @@ def bad_perceptions(stamp):
     return out
 
 
-def test_one_bad_input_never_poisons_the_bridge(ros, start_node):
+def test_one_bad_input_never_poisons_the_bridge(ros, start_node, fixed_gaze_config):
     """Over DDS: good perception, then one message each with a NaN/inf/absurd pose, position,
     valid=false, an unknown face id, a NaN gaze and NaN/inf face state, then good again: every
     AvatarParameters message is finite, and the good ones after are correct (before: NaN for good)."""
-    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_bad", "-p", "mirror:=false")
+    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_bad", "-p", "mirror:=false",
+                      "-p", f"config_file:={fixed_gaze_config}")
     params = []
     ros.node.create_subscription(AvatarParameters, "/vtb_bad/avatar_parameters", params.append, 200)
     types = (FaceArray, HeadPoseArray, GazeArray, FaceStateArray)

@@ -22,7 +22,8 @@ from vtb_msgs.msg import (AvatarParameters, Face, FaceArray, FaceState, FaceStat
 
 from vtb_bridge.avatar_params import AvatarMapper, Inputs, load_config
 
-CONFIG = load_config(Path(__file__).resolve().parent.parent / "config" / "avatar.yaml")
+# the explicit calibration's tests: without the learned gaze rest (tested on its own below)
+CONFIG = dict(load_config(Path(__file__).resolve().parent.parent / "config" / "avatar.yaml"), gaze_neutral_learn_s=0)
 JS = Path(__file__).resolve().parent / "js"
 STATE = {"eye_left_open": 1.0, "eye_right_open": 1.0, "mouth_open": 0.0}
 
@@ -77,6 +78,31 @@ def test_the_neutral_is_the_median_of_the_last_moments_and_mirroring_comes_after
     assert p["ParamAngleX"] == pytest.approx(-10, abs=0.2), "10 degrees past the rest, mirrored"
 
 
+def test_before_any_calibration_the_gaze_rest_is_learned():
+    """The eye model reads this user's straight look 9 degrees down: within the first second the
+    avatar looks ahead without a click; a look aside stays a look aside; an explicit
+    calibration wins, and a reset goes back to the learned rest."""
+    m = AvatarMapper(dict(load_config(Path(__file__).resolve().parent.parent / "config" / "avatar.yaml"), mirror=False))
+    assert m.gaze_learn_s == 60
+    p = feed(m, n=30, gaze=(1.0, -9.0))                  # the first second
+    assert abs(p["ParamEyeBallX"]) < 0.01 and abs(p["ParamEyeBallY"]) < 0.01, p
+    assert m.learned_gaze() == pytest.approx((1.0, -9.0))
+    feed(m, n=30, gaze=(1.0, -9.0), t0=1.0)
+    p = feed(m, n=30, gaze=(16.0, -9.0), t0=2.0)          # a one-second look to the side
+    assert p["ParamEyeBallX"] == pytest.approx(15 / 30, abs=0.01)
+    p = feed(m, n=60, gaze=(1.0, -9.0), t0=3.0)          # straight again
+    assert abs(p["ParamEyeBallX"]) < 0.01
+    ok, _ = m.calibrate_neutral()                         # explicit: the last half second
+    assert ok and m.neutral_gaze == pytest.approx((1.0, -9.0))
+    p = feed(m, n=30, gaze=(1.0, -4.0), t0=5.0)
+    assert p["ParamEyeBallY"] == pytest.approx(-5 / 30, abs=0.01), "the explicit rest, not a learned one"
+    m.reset_neutral()
+    assert m.learned_gaze() is not None
+    # off: the gaze as measured
+    off = AvatarMapper(dict(CONFIG, mirror=False))
+    assert feed(off, n=30, gaze=(1.0, -9.0))["ParamEyeBallY"] == pytest.approx(9 / 30, abs=0.01)
+
+
 def test_only_the_head_and_gaze_move_the_rest():
     m = AvatarMapper(dict(CONFIG, mirror=False))
     for i in range(10):                              # a face state with no pose and no gaze
@@ -121,8 +147,9 @@ class Feeder:
         return dict(zip(self.params[-1].names, self.params[-1].values))
 
 
-def test_calibrate_neutral_service_on_the_bridge_node(ros, start_node):
+def test_calibrate_neutral_service_on_the_bridge_node(ros, start_node, fixed_gaze_config):
     proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_n", "-p", "mirror:=false",
+                      "-p", f"config_file:={fixed_gaze_config}",
                       "-p", "joint_states_enabled:=true")
     feed = Feeder(ros, "vtb_n")
     p = feed.send(yaw=5.0)

@@ -24,6 +24,13 @@ avatar's rest; from then on the head's rotation is taken relative to that rest p
 minus that rest gaze, before mirroring, so every output (and the robot head) starts from the
 user's own "straight ahead". Kept until `reset_neutral()` or the process ends.
 
+Before any calibration the gaze's rest is learned (`gaze_neutral_learn_s`, default 60 s; 0: off):
+the median of the gaze over that last stretch (sampled at 10 Hz, used from the fifth sample, half
+a second into tracking). Users mostly look at their screen beside the camera, and the eye model
+reads a user's straight-ahead look 7-13 degrees down (the issue-21 check; it differs by person
+and camera), so without it the avatar looked down until someone clicked "calibrate". An
+explicit calibration replaces it; `reset_neutral()` goes back to the learned one.
+
 Settings (the built-in page's, also bridge parameters; `config` keys of the same names):
 `head_sensitivity` and `eye_sensitivity` scale the head's and the gaze's angles (after the
 neutral, before the gains), `smoothing` scales every time constant (1: as configured, 0: none).
@@ -193,6 +200,8 @@ class AvatarMapper:
         self.neutral_head = None      # rotation (3x3, of the yaw-pitch-roll angles) of the rest pose
         self.neutral_head_ypr = None
         self.neutral_gaze = None      # (yaw, pitch) degrees
+        self.gaze_learn_s = float(self.config.get("gaze_neutral_learn_s", 60.0))
+        self._gaze_seen = deque(maxlen=max(1, int(self.gaze_learn_s * 10)))   # (stamp, yaw, pitch) at <= 10 Hz
         self._recent = deque(maxlen=240)   # (stamp, head, gaze) of the latest inputs, unmirrored
         self._neutral_lock = threading.Lock()
 
@@ -231,9 +240,27 @@ class AvatarMapper:
             if head is not None and self.neutral_head is not None:
                 rel = self.neutral_head.T @ euler2mat(*np.radians(head[:3]), axes="rzyx")
                 head = tuple(float(v) for v in np.degrees(mat2euler(rel, axes="rzyx")))
-            if gaze is not None and self.neutral_gaze is not None:
-                gaze = (gaze[0] - self.neutral_gaze[0], gaze[1] - self.neutral_gaze[1])
+            rest = self.neutral_gaze if self.neutral_gaze is not None else self._learn_gaze(inputs.stamp, gaze)
+            if gaze is not None and rest is not None:
+                gaze = (gaze[0] - rest[0], gaze[1] - rest[1])
         return replace(inputs, head=head, gaze=gaze)
+
+    def learned_gaze(self):
+        """The gaze's learned rest (yaw, pitch) degrees, or None (too few samples, or off)."""
+        if self.gaze_learn_s <= 0 or len(self._gaze_seen) < 5:
+            return None
+        return tuple(float(v) for v in np.median(np.array(self._gaze_seen, float)[:, 1:], axis=0))
+
+    def _learn_gaze(self, stamp, gaze):
+        if self.gaze_learn_s > 0 and gaze is not None:
+            seen = self._gaze_seen
+            if seen and stamp < seen[-1][0]:   # time went back (a looped clip, a new bag): start over
+                seen.clear()
+            if not seen or stamp - seen[-1][0] >= 0.1:
+                seen.append((stamp, gaze[0], gaze[1]))
+            while seen and stamp - seen[0][0] > self.gaze_learn_s:
+                seen.popleft()
+        return self.learned_gaze()
 
     def checked(self, inputs: Inputs) -> Inputs:
         """`inputs` without the parts that hold a bad value (not finite, out of range): a head
