@@ -119,3 +119,42 @@ def test_run_records_the_graph_as_a_rosbag2(tmp_path):
     r = subprocess.run([*RUN, "--clip", "--frames", "5", "--record", str(bag)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "already exists" in r.stderr, "a bag is never overwritten"
+
+
+HAND_OFF_SCRIPT = '''
+import json, time
+from sensor_msgs.msg import Image
+from vtb_bringup.runner import GraphRunner
+from vtb_bringup.sources import clip_source
+from vtb_detector.node import DetectorCore, IMAGE_QOS
+runner = GraphRunner({"outputs": "none"})
+source = runner.add_source(clip_source(frames=60), loop=True)
+detector = next(n for n in runner.nodes if isinstance(n, DetectorCore))
+got, state, t0 = [], {}, time.monotonic()
+
+def idle():   # after 3 s a subscriber of the image topic appears (rqt_image_view, a recorder)
+    if "alone" not in state and time.monotonic() - t0 > 3.0:
+        state["alone"] = dict(detector.counts)
+        runner.source_node.create_subscription(Image, source.image_pub.topic_name, got.append, IMAGE_QOS)
+
+runner.spin(duration=5.0, idle=idle)
+print(json.dumps({"subscribed": detector.sub is not None, "hand_off": source.hand_off is not None,
+                  "alone": state["alone"], "after": detector.counts, "published": source.published,
+                  "seen_on_topic": len(got)}))
+runner.shutdown()
+'''
+
+
+def test_run_hands_its_images_to_the_detector_in_process():
+    """./vtb run: the source gives each image to the detector in the same process (no DDS copy,
+    no subscription); the image topic still carries them once anything else subscribes, and the
+    detector never takes an image twice."""
+    import json
+    import subprocess
+    r = subprocess.run([sys.executable, "-c", HAND_OFF_SCRIPT], capture_output=True, text=True, timeout=180)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["hand_off"] and not out["subscribed"]
+    assert out["alone"]["processed"] >= 60, out      # 3 s at 30 fps with no image subscriber at all
+    assert out["after"]["received"] == out["published"], "every image once, none twice"
+    assert out["seen_on_topic"] >= 30, out             # the last 2 s, on the topic

@@ -434,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", type=Path, metavar="FILE",
                    help="cpu: the video played (default: the shared 720p talking-head clip, looped)")
     p.add_argument("--busy-core", action="store_true", help="cpu: a busy loop takes one core while both run")
-    p.add_argument("--executor", choices=["both", "single", "multi"], default="both",
-                   help="graph: the runner's executor (default both: VGA on multi-threaded too, to compare)")
+    p.add_argument("--executor", choices=["both", "events", "single", "multi"], default="both",
+                   help="graph: the runner's executor (default both: events, and VGA on single- and multi-threaded too, to compare)")
     p.add_argument("--minutes", type=float, default=30.0,
                    help="soak: minutes of the graph on the looping clip with a page client (default 30)")
     p.add_argument("--sample-every", type=float, default=10.0, help=argparse.SUPPRESS)  # soak: for the tests
@@ -486,8 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "--bag: times the recorded speed (1)")
     p.add_argument("--loop", action="store_true", help="play the clip, video or folder again and again")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
-    p.add_argument("--executor", choices=["single", "multi"], default="single",
-                   help="rclpy executor for the nodes (default single: see ./vtb bench graph)")
+    p.add_argument("--executor", choices=["events", "single", "multi"], default="events",
+                   help="rclpy executor for the nodes (default events: rclpy.experimental.EventsExecutor, the least CPU; see ./vtb bench cpu, graph)")
     p.add_argument("--record", metavar="BAG", help="record the graph's topics into this rosbag2 (mcap) folder")
     p.add_argument("--record-images", action="store_true", help="--record: the image topics too")
     p.add_argument("--stats-every", type=float, default=2.0, help="seconds between latency tables (0: only at the end)")

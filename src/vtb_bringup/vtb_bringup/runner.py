@@ -5,9 +5,11 @@ remappings graph.resolve() gives the launch file. Inputs that are not ROS topics
 clip, a webcam, a video, an image folder) are published on the graph's image topic by a source
 node, so every input travels the same topics as a camera driver's.
 
-Executor: one SingleThreadedExecutor by default. The nodes' callbacks are short; the heavy
-work runs on the detector's own worker thread. With rclpy's MultiThreadedExecutor the executor
-threads contend with that worker for the GIL (`./vtb bench graph --executor multi` measures it).
+Executor: rclpy's EventsExecutor by default (vtb_common.node_main.make_executor: 27 ms of CPU a
+frame against 39 with the SingleThreadedExecutor on the talking-head clip). The nodes' callbacks
+are short; the heavy work runs on the detector's own worker thread. With rclpy's
+MultiThreadedExecutor the executor threads contend with that worker for the GIL (`./vtb bench
+graph --executor multi` measures it).
 """
 from __future__ import annotations
 
@@ -17,11 +19,12 @@ import time
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
+
+from vtb_common.node_main import make_executor
 
 from . import graph
 from .bag_source import BagSource
@@ -77,6 +80,7 @@ class SourceNode(Node):
         super().__init__("vtb_source", namespace=namespace)
         from vtb_detector.node import IMAGE_QOS
         self.source, self.loop, self.on_frame = source, loop, on_frame
+        self.hand_off = None   # the in-process detector's on_image (GraphRunner.add_source)
         self.image_pub = self.create_publisher(Image, image_topic, IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, graph.camera_info_next_to(image_topic), IMAGE_QOS)
         self.published, self.error, self.finished = 0, None, threading.Event()
@@ -106,7 +110,11 @@ class SourceNode(Node):
                         self.info_pub.publish(info)
                     if self.on_frame is not None:
                         self.on_frame(stamp, frame)
-                    self.image_pub.publish(msg)
+                    if self.hand_off is not None:
+                        self.hand_off(msg)
+                    # handed off in-process, the image goes over DDS only to other subscribers
+                    if self.hand_off is None or self.image_pub.get_subscription_count() > 0:
+                        self.image_pub.publish(msg)
                     self.published += 1
                 if not self.loop:
                     return
@@ -124,7 +132,7 @@ class SourceNode(Node):
 class GraphRunner:
     """Every node of the resolved graph in one process, plus an optional source node."""
 
-    def __init__(self, arguments: dict | None = None, executor: str = "single", overrides: dict | None = None,
+    def __init__(self, arguments: dict | None = None, executor: str = "events", overrides: dict | None = None,
                  log=print):
         """`overrides`: {node name: {parameter: value}} on top of the graph's (the demo's port)."""
         self.specs = graph.resolve(arguments)
@@ -137,7 +145,7 @@ class GraphRunner:
             # Ctrl-C raises KeyboardInterrupt here instead of rclpy shutting the context down
             # under the source and detector threads: shutdown() stops those first
             rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
-        self.executor = MultiThreadedExecutor() if executor == "multi" else SingleThreadedExecutor()
+        self.executor = make_executor(executor)
         self.nodes, self.source_node = [], None
         try:
             for spec in self.specs:
@@ -162,13 +170,25 @@ class GraphRunner:
                                              sum(bool(s.parameters.get("use_sim_time")) for s in self.specs))
         else:
             self.source_node = SourceNode(source, self.image_topic, self.namespace, loop, on_frame)
+            # the detector in this process takes the images from the source's thread: no DDS copy
+            # of a 2.7 MB frame, no executor wake-up (./vtb bench cpu)
+            detector = self._detector_on(self.source_node.image_pub.topic_name)
+            if detector is not None and detector.take_images_directly():
+                self.source_node.hand_off = detector.on_image
         self.add_node(self.source_node)
         return self.source_node
+
+    def _detector_on(self, topic: str):
+        from vtb_detector.node import DetectorCore
+        return next((n for n in self.nodes if isinstance(n, DetectorCore) and n.sub is not None
+                     and n.sub.topic_name == topic), None)
 
     def wait_for_detector(self, timeout: float = 30.0, stop=None) -> bool:
         """Spin until the source's image publisher has met the detector's subscription, so
         the first frames are not lost to discovery."""
         deadline = time.monotonic() + timeout
+        if getattr(self.source_node, "hand_off", None) is not None:
+            return True
         while self.source_node.image_pub.get_subscription_count() < 1:
             if time.monotonic() > deadline or (stop is not None and stop.requested):
                 return False
@@ -245,7 +265,7 @@ def stop_signals():
     return None
 
 
-def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "single",
+def run(arguments: dict, source: Source | None = None, loop: bool = False, executor: str = "events",
         record: str | None = None, record_images: bool = False, duration: float | None = None,
         stats_every: float = 2.0, log=print, stats_json: str | None = None) -> int:
     """`./vtb run`: start the graph, feed it, print a latency table every `stats_every` seconds,

@@ -155,6 +155,7 @@ class DetectorCore:
         # the one-frame slot between the subscription and the worker: (message, monotonic arrival)
         self._slot, self._lock, self._ready = None, threading.Lock(), threading.Event()
         self._running = False
+        self._direct = False   # take_images_directly(): images come from a source in this process
         self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
         self._times = deque(maxlen=300)
         # latency: arrival to publication (the slot's wait included)
@@ -176,10 +177,24 @@ class DetectorCore:
         self._running = True
         self._worker = threading.Thread(target=self._work, name="vtb-detector", daemon=True)
         self._worker.start()
+        if self._direct:
+            return
         if self.params["input_compressed"]:
             self.sub = self.create_subscription(CompressedImage, "image/compressed", self.on_image, IMAGE_QOS)
         else:
             self.sub = self.create_subscription(Image, "image", self.on_image, IMAGE_QOS)
+
+    def take_images_directly(self) -> bool:
+        """In one process with the image's source (`./vtb run`): the source hands each image to
+        on_image itself, with no DDS copy of it, and the subscription goes (the source still
+        publishes the topic while anything else subscribes). False if the node is not running
+        (a lifecycle node not active): it keeps its subscription."""
+        if self.sub is None:
+            return False
+        self._direct = True
+        self.destroy_subscription(self.sub)
+        self.sub = None
+        return True
 
     def _stop(self):
         if self.sub is not None:
