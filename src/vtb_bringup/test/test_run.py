@@ -92,6 +92,19 @@ def test_run_says_what_is_wrong_with_its_input(tmp_path):
         r = subprocess.run([*RUN, *map(str, args)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2, r.stdout + r.stderr
         assert words in r.stderr, r.stderr
+    # a bad parameter value in the graph YAML: the node's name and the reason in one line, exit 3
+    # (as the node executables say it), no traceback
+    import yaml
+    from vtb_bringup.graph import default_config
+    doc = yaml.safe_load(default_config().read_text())
+    for node, name, value, words in [("vtb_bridge", "vmc_port", 70000, "vtb_bridge: vmc_port: must be <= 65535"),
+                                     ("vtb_detector", "max_faces", 0, "vtb_detector: max_faces: must be >= 1")]:
+        bad = yaml.safe_load(yaml.safe_dump(doc))
+        next(n for n in bad["nodes"] if n["name"] == node)["parameters"][name] = value
+        (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+        r = subprocess.run([*RUN, "--clip", "--duration", "1", "--config", str(tmp_path / "bad.yaml")],
+                           capture_output=True, text=True, timeout=180)
+        assert r.returncode == 3 and words in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
 
 
 def test_run_records_the_graph_as_a_rosbag2(tmp_path):

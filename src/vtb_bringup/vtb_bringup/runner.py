@@ -25,6 +25,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
 from vtb_common.node_main import make_executor
+from vtb_common.parameters import ParameterError
 
 from . import graph
 from .bag_source import BagSource
@@ -54,8 +55,11 @@ def make_node(spec: graph.NodeSpec) -> Node:
     for src, dst in spec.remappings:
         ros_args += ["-r", f"{src}:={dst}"]
     overrides = [Parameter(k, value=v) for k, v in spec.parameters.items()]
-    return node_class(spec.executable)(namespace=spec.namespace, parameter_overrides=overrides,
-                                       cli_args=ros_args)
+    try:
+        return node_class(spec.executable)(namespace=spec.namespace, parameter_overrides=overrides,
+                                           cli_args=ros_args)
+    except ParameterError as e:   # the node's name with the reason: ./vtb run says it in one line
+        raise ParameterError(f"{spec.name}: {e}") from None
 
 
 def camera_info_for(frame, stamp, frame_id) -> CameraInfo | None:
@@ -178,6 +182,9 @@ class GraphRunner:
         self.add_node(self.source_node)
         return self.source_node
 
+    def _image_subscribers(self, topic: str) -> int:
+        return sum(s.topic_name == topic for n in self.nodes for s in n.subscriptions)
+
     def _detector_on(self, topic: str):
         from vtb_detector.node import DetectorCore
         return next((n for n in self.nodes if isinstance(n, DetectorCore) and n.sub is not None
@@ -187,9 +194,11 @@ class GraphRunner:
         """Spin until the source's image publisher has met the detector's subscription, so
         the first frames are not lost to discovery."""
         deadline = time.monotonic() + timeout
-        if getattr(self.source_node, "hand_off", None) is not None:
-            return True
-        while self.source_node.image_pub.get_subscription_count() < 1:
+        pub = self.source_node.image_pub
+        # handed off to the detector in-process: wait for the other subscriptions in this
+        # process (the recorder's) to meet the publisher, none for the detector
+        wanted = self._image_subscribers(pub.topic_name) if getattr(self.source_node, "hand_off", None) else 1
+        while pub.get_subscription_count() < wanted:
             if time.monotonic() > deadline or (stop is not None and stop.requested):
                 return False
             self.executor.spin_once(timeout_sec=0.05)

@@ -94,8 +94,9 @@ def test_a_hundred_faces_do_not_cost_the_next_frames_their_pose(ros, start_node,
         ros.spin_until(lambda: len(poses) > before, what="the crowd's poses")
         assert len(poses[-1].poses) == 3
     if crowd == "new ids every message":   # publishers of gone ids are bounded (2 x max_faces)
-        topics = [n for n, _ in ros.node.get_topic_names_and_types() if n.startswith(f"{NS}/faces/")]
-        assert len(topics) <= 16, topics
+        def topics():   # publishers just destroyed leave the graph at discovery's pace
+            return [n for n, _ in ros.node.get_topic_names_and_types() if n.startswith(f"{NS}/faces/")]
+        ros.spin_until(lambda: len(topics()) <= 16, timeout=10, what=f"at most 16 face topics ({topics()})")
     assert proc.alive() and "Traceback" not in proc.output()
 
 
