@@ -38,13 +38,14 @@ from sensor_msgs.msg import JointState
 from std_srvs.srv import Trigger
 from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.node_main import run_node
-from vtb_common.parameters import any_value, declare_parameters, in_range
+from vtb_common.parameters import ParameterError, any_value, declare_parameters, in_range
 from vtb_msgs.msg import AvatarParameters, FaceArray, FaceStateArray, GazeArray, HeadPoseArray
 
 from . import avatar_settings
 from .avatar_params import AvatarMapper, Inputs, RobotHead, load_config
 from .avatar_server import parse_allowed_hosts
 from .part_matcher import PartMatcher, header_source, part_of, stamp_seconds
+from .vrm_file import vrm_problem
 
 PARAMETERS = [
     ("config_file", "", "avatar YAML (gains, ranges, mirroring, smoothing, robot joints); empty: the package's config/avatar.yaml"),
@@ -76,10 +77,6 @@ PARAMETERS = [
 PARTS = ("faces", "head_poses", "gaze", "face_state")
 
 
-class ParameterError(ValueError):
-    """A bad parameter value given at start: the node stops with this one line (exit 3)."""
-
-
 def host_check(v):
     v = str(v)
     if not v.strip() or any(c.isspace() for c in v) or len(v) > 253:
@@ -108,9 +105,9 @@ LIVE = {
     "eye_sensitivity": lambda v: avatar_settings.check("eye_sensitivity", v),
     "smoothing": lambda v: avatar_settings.check("smoothing", v),
 }
-# also checked at start (a read-only value can only be given there)
-STARTUP_CHECKS = {**LIVE, "server_port": in_range(0, 65535), "server_host": host_check,
-                  "vrm_file": lambda v: None if not v or Path(v).expanduser().is_file() else f"no such file: {v!r}"}
+# the read-only ones also checked at start (declare_parameters checks the live ones there too)
+STARTUP_CHECKS = {"server_port": in_range(0, 65535), "server_host": host_check,
+                  "vrm_file": lambda v: vrm_problem(v) if v else None}
 
 
 def _finite(*values) -> bool:
@@ -136,18 +133,18 @@ def gaze_ok(g) -> bool:
 class BridgeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_bridge", **kwargs)
-        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters)
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters, start_checks=STARTUP_CHECKS)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
-        bad = [f"{name}: {reason}" for name, check in STARTUP_CHECKS.items() if (reason := check(p[name]))]
-        if bad:
-            raise ParameterError("; ".join(bad))
         self.p = p
         config = load_config(p["config_file"] or self.default_config())
         # the page's settings: the file's, where the parameter was left at its default
         self.settings_path = None if p["settings_file"] == "none" else \
             Path(p["settings_file"]).expanduser() if p["settings_file"] else avatar_settings.default_path()
         saved = avatar_settings.load(self.settings_path)
-        settings = {n: saved[n] if n in saved and p[n] == d else p[n] for n, d in avatar_settings.DEFAULTS.items()}
+        # a value given at start wins over a saved one, even when it is the default: rclpy keeps
+        # the values given at start (command line, parameters file, launch) in _parameter_overrides
+        given = set(getattr(self, "_parameter_overrides", {}))
+        settings = {n: saved[n] if n in saved and n not in given else p[n] for n in avatar_settings.DEFAULTS}
         config.update(settings)
         self.config = config
         self.mapper = AvatarMapper(config)
@@ -435,7 +432,7 @@ class BridgeNode(Node):
 
 
 def main(args=None):
-    sys.exit(run_node(BridgeNode, args, fatal=(ParameterError,), name="bridge_node"))
+    sys.exit(run_node(BridgeNode, args, name="bridge_node"))
 
 
 if __name__ == "__main__":

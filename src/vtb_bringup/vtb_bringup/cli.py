@@ -143,9 +143,17 @@ def cmd_detect(args) -> int:
         print(f"vtb detect: --backend litert runs on the CPU only; --provider {args.provider} needs "
               f"--backend onnxruntime (or auto)", file=sys.stderr)
         return 2
+    from vtb_detector.image_msg import ImageError, check_pixels, compressed_size
     pipeline = estimator = shapes = None
     results, failed = [], False
     for n, path in enumerate(args.image):
+        try:   # the size from the header before decoding, as the detector node does (max_pixels)
+            check_pixels(*compressed_size(Path(path).read_bytes()), args.max_pixels)
+        except (ImageError, OSError) as e:
+            print(f"vtb detect: {path}: {e}", file=sys.stderr)
+            results.append({"path": str(path), "error": str(e)})
+            failed = True
+            continue
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             print(f"vtb detect: cannot read image {path}", file=sys.stderr)
@@ -340,6 +348,7 @@ def cmd_calibrate(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from vtb_common.parameters import ParameterError
     from .graph import GraphError
     from .recorder import RecordError
     from .runner import run
@@ -355,6 +364,9 @@ def cmd_run(args) -> int:
     except (GraphError, SourceError, RecordError) as e:
         print(f"vtb run: {e}", file=sys.stderr)
         return 2
+    except ParameterError as e:   # a bad value in the graph YAML or a --param: as the nodes say it
+        print(f"vtb run: {e}", file=sys.stderr)
+        return 3
 
 
 def cmd_test(args) -> int:
@@ -364,6 +376,7 @@ def cmd_test(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from vtb_detector.image_msg import DEFAULT_MAX_PIXELS
     from vtb_detector.landmarks import DEFAULT_LANDMARK_MODEL, LANDMARK_MODELS
     ap = argparse.ArgumentParser(prog="vtb", description="vtb: real-time face tracking as a ROS 2 graph")
     # vtb_detector.landmarks.DEFAULT_LANDMARK_MODEL chooses the default: the help says its value
@@ -385,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "An unreadable image: reported on stderr, the others still run, exit code 2.")
     p.add_argument("image", type=Path, nargs="+")
     p.add_argument("--model", choices=["short", "full", "auto", "retinaface"], default="short")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"detect: largest image taken, width x height (default {DEFAULT_MAX_PIXELS}, the detector "
+                        "node's max_pixels): a larger one is refused from its header, before it is decoded")
     p.add_argument("--detector-scale", type=float, default=1.0,
                    help="retinaface: resize factor of the image before the network (default 1.0)")
     p.add_argument("--drop-levels", default="", metavar="STRIDES",
@@ -463,6 +479,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=int, default=150, help="frames to stream (default 150)")
     p.add_argument("--rate", type=float, default=30.0, help="frames per second (default 30)")
     p.add_argument("--model", choices=["short", "full", "auto", "retinaface"], default="short")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"detect: largest image taken, width x height (default {DEFAULT_MAX_PIXELS}, the detector "
+                        "node's max_pixels): a larger one is refused from its header, before it is decoded")
     p.add_argument("--socketio-url", default="", help="also stream result_data to this Socket.IO server (/kizuna)")
     p.add_argument("--port", type=int, default=8000, help="port of the built-in avatar page (0: any free port)")
     p.add_argument("--loop", action="store_true", help="play the clip again and again until Ctrl-C")

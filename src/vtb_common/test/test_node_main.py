@@ -78,3 +78,19 @@ def test_a_signal_while_spinning_only_asks_the_loop_to_stop():
     finally:
         stop.restore()
     assert signal.getsignal(signal.SIGTERM) != stop._handler, "the previous handler is back"
+
+
+@pytest.mark.parametrize("pkg, exe, param, said", [
+    ("vtb_detector", "detector_node", "max_faces:=0", "max_faces: must be >= 1"),
+    ("vtb_detector", "detector_node", "landmark_model:=nope", "landmark_model: must be one of"),
+    ("vtb_pose", "pose_node", "filter_min_cutoff:=-1.0", "filter_min_cutoff"),
+    ("vtb_gaze", "gaze_node", "max_faces:=0", "max_faces: must be >= 1"),
+    ("vtb_bridge", "bridge_node", "vmc_port:=70000", "vmc_port: must be <= 65535"),
+])
+def test_a_bad_value_at_start_is_one_line_and_exit_3(start_node, pkg, exe, param, said):
+    """What `ros2 param set` refuses is refused at start too, the same way on every node."""
+    proc = start_node(pkg, exe, "-r", "__ns:=/vbad", "-p", param)
+    proc.proc.wait(60)
+    out = proc.output()
+    assert proc.proc.returncode == 3, out[-2000:]
+    assert said in out and "Traceback" not in out, out[-2000:]

@@ -21,6 +21,8 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 
+from .parameters import ParameterError
+
 
 class StopSignals:
     """SIGINT and SIGTERM handlers. While `spinning` is true they only set `requested`, for the
@@ -92,7 +94,7 @@ def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
                 executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
-    except fatal as e:
+    except (ParameterError, *fatal) as e:
         print(f"{name or 'node'}: {e}", file=sys.stderr)
         code = 3
     finally:

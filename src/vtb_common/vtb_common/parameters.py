@@ -9,6 +9,11 @@ Every parameter is either live or read-only:
              ("Trying to set a read-only parameter"). The reason it is fixed goes in the
              descriptor's additional_constraints (shown by `ros2 param describe`).
 rclpy refuses a value of the wrong type itself (the type of the default) before any check.
+
+At start the same checks run on the values given (`-p`, a launch file, a parameters file, the
+graph YAML): a refused one raises ParameterError, which run_node and `./vtb run` turn into one
+line with the reason and exit code 3, as a live set would be refused. A set that changes no value
+(`ros2 param load` of the node's own dump) applies nothing.
 """
 from __future__ import annotations
 
@@ -20,11 +25,18 @@ from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
 Check = Callable[[object], "str | None"]
 
 
-def declare_parameters(node, parameters, live: dict[str, Check], apply, read_only_reason="fixed at start") -> dict:
+class ParameterError(ValueError):
+    """A bad parameter value given at start: the node stops with this one line (exit 3)."""
+
+
+def declare_parameters(node, parameters, live: dict[str, Check], apply, read_only_reason="fixed at start",
+                       start_checks: dict[str, Check] | None = None) -> dict:
     """Declare (name, default, description) `parameters` on `node`; returns {name: value},
     a dict kept up to date with every accepted set. `apply(values, changed)` is called with
     the values after a set and the set of changed names, before they are stored; it returns
-    None to accept or a reason to refuse. `read_only_reason` may be a dict {name: reason}."""
+    None to accept or a reason to refuse. `read_only_reason` may be a dict {name: reason}.
+    The values given at start pass the live checks and `start_checks` (read-only ones) or
+    ParameterError is raised, naming every bad one."""
     unknown = set(live) - {name for name, _, _ in parameters}
     assert not unknown, f"live parameters not declared: {unknown}"
     for name, default, description in parameters:
@@ -37,6 +49,10 @@ def declare_parameters(node, parameters, live: dict[str, Check], apply, read_onl
                                              additional_constraints=f"read-only: {reason}")
         node.declare_parameter(name, default, descriptor)
     values = {name: node.get_parameter(name).value for name, _, _ in parameters}
+    checks = {**live, **(start_checks or {})}
+    bad = [f"{name}: {reason}" for name, check in checks.items() if (reason := check(values[name]))]
+    if bad:
+        raise ParameterError("; ".join(bad))
 
     def on_set(params) -> SetParametersResult:
         new, changed = dict(values), set()
@@ -49,6 +65,8 @@ def declare_parameters(node, parameters, live: dict[str, Check], apply, read_onl
             reason = check(p.value)
             if reason:
                 return SetParametersResult(successful=False, reason=f"{p.name}: {reason}")
+            if p.value == values[p.name] and type(p.value) is type(values[p.name]):
+                continue   # the value it has: nothing to apply (ros2 param load of a dump)
             new[p.name] = p.value
             changed.add(p.name)
         if changed:
