@@ -103,6 +103,29 @@ def test_detect_table_drawing_and_unreadable_image(astronaut_png, tmp_path):
     assert r.returncode == 2 and str(missing) in r.stderr
 
 
+def test_detect_refuses_a_huge_image_from_its_header(astronaut_png, tmp_path):
+    """./vtb detect takes the detector node's max_pixels: a 12000x12000 PNG (a few KB of
+    header and zeros) is refused before it is decoded, with what is wrong; the other images run."""
+    import struct
+    import time
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 12000, 12000, 8, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(bytes(36001 * 10))) + chunk(b"IEND", b""))
+    start = time.monotonic()
+    r = vtb("detect", huge, astronaut_png, "--json")
+    assert time.monotonic() - start < 60
+    assert r.returncode == 2 and "12000x12000" in r.stderr and "max_pixels" in r.stderr, r.stderr
+    out = json.loads(r.stdout)
+    assert "12000x12000" in out["images"][0]["error"] and len(out["images"][1]["faces"]) == 1
+    # the limit is an option
+    r = vtb("detect", astronaut_png, "--max-pixels", "1000")
+    assert r.returncode == 2 and "more than max_pixels = 1000" in r.stderr
+
+
 def check_pose(pose):
     """A head pose as `vtb detect --json` gives it, self-consistent: a unit quaternion, the face
     in front of the camera, yaw/pitch/roll those of the quaternion in HeadPose's convention.
