@@ -131,7 +131,13 @@ def test_graph_arguments_change_the_graph_and_bad_ones_are_named(tmp_path):
     assert graph.resolve_topics({"image_topic": "/cam/image_raw"}) == \
         {"image": "/cam/image_raw", "camera_info": "/cam/camera_info"}
     assert graph.resolve_topics() == {"image": "/vtb/image", "camera_info": "/vtb/camera_info"}
+    # compressed input is an argument (the detector then reads <image_topic>/compressed)
+    assert "input_compressed" not in default["vtb_detector"].parameters
+    squeezed = {s.name: s for s in graph.resolve({"image_topic": "/cam/image_raw", "input_compressed": "true"})}
+    assert squeezed["vtb_detector"].parameters["input_compressed"] is True
+    assert build_parser().parse_args(["run", "--input-compressed", "true"]).input_compressed == "true"
     for args, words in [({"outputs": "vmc,hologram"}, "unknown hologram"), ({"use_sim_time": "maybe"}, "use_sim_time"),
+                        ({"input_compressed": "jpeg"}, "input_compressed: expected true or false"),
                         ({"colour": "red"}, "unknown graph argument"), ({"config": str(tmp_path / "x.yaml")},
                                                                         "x.yaml does not exist")]:
         with pytest.raises(graph.GraphError, match=words):

@@ -23,6 +23,8 @@ ARGUMENTS = [
                   "empty: the YAML's"),
     ("landmark_model", "", "landmark model: face_landmarker (MediaPipe Face Landmarker's 478 points, the "
                            "YAML's default) or face_mesh (468-point mesh + iris); empty: the YAML's"),
+    ("input_compressed", "", "true: the detector takes sensor_msgs/CompressedImage from <image_topic>/compressed "
+                             "(image_transport's name); empty: the YAML's (false: raw images)"),
     ("backend", "", "inference backend: auto (LiteRT on the CPU), litert or onnxruntime; empty: the YAML's"),
     ("provider", "", "ONNX Runtime execution provider: cpu, cuda or tensorrt (falls back to cpu); empty: the YAML's"),
     ("outputs", "", "comma list of avatar outputs to turn on: server, vmc, vtube_studio, joint_states; "
@@ -70,7 +72,7 @@ def default_config() -> Path:
     return Path(__file__).resolve().parent.parent / "config" / "vtb.yaml"
 
 
-def as_bool(text) -> bool:
+def as_bool(text, name: str = "use_sim_time") -> bool:
     if isinstance(text, bool):
         return text
     value = str(text).strip().lower()
@@ -78,7 +80,7 @@ def as_bool(text) -> bool:
         return True
     if value in ("false", "0", "no", "off", ""):
         return False
-    raise GraphError(f"use_sim_time: expected true or false, got {text!r}")
+    raise GraphError(f"{name}: expected true or false, got {text!r}")
 
 
 def camera_info_next_to(image_topic: str) -> str:
@@ -139,16 +141,19 @@ def resolve(arguments: dict | None = None) -> list[NodeSpec]:
         if entry["package"] == "vtb_detector":
             params.update({name: args[name] for name in ("model", "landmark_model", "backend", "provider")
                            if args[name]})
+            if args["input_compressed"]:
+                params["input_compressed"] = as_bool(args["input_compressed"], "input_compressed")
         if entry["package"] == "vtb_bridge":
             if bridge_outputs is not None:
                 params.update(bridge_outputs)
             if args["socketio_url"]:
                 params["socketio_url"] = args["socketio_url"]
             if args["vrm"]:
-                vrm = Path(args["vrm"]).expanduser().resolve()
-                if not vrm.is_file():
-                    raise GraphError(f"vrm: no such file: {args['vrm']}")
-                params["vrm_file"] = str(vrm)
+                from vtb_bridge.vrm_file import vrm_problem
+                problem = vrm_problem(args["vrm"])
+                if problem:
+                    raise GraphError(f"vrm: {problem}")
+                params["vrm_file"] = str(Path(args["vrm"]).expanduser().resolve())
         params["use_sim_time"] = use_sim_time
         remappings = []
         for src, dst in (entry.get("remappings") or {}).items():

@@ -30,7 +30,7 @@ def last_status(g):
 
 
 def test_png_bombs_are_skipped_undecoded_and_diagnostics_warn(ros, start_node, astronaut_rgb):
-    proc = start_node("vtb_detector", "detector_node", "-r", "image/compressed:=/vtbtest/image/compressed",
+    proc = start_node("vtb_detector", "detector_node", "-r", "image:=/vtbtest/image",
                       "-r", "faces:=/vtbtest/faces", "-p", "input_compressed:=true")
     g = Graph(ros, CompressedImage, "/vtbtest/image/compressed")
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR))

@@ -98,7 +98,9 @@ def test_landmarks_for_a_real_image_after_malformed_ones(ros, start_node, astron
 
 
 def test_compressed_input(ros, start_node, astronaut_rgb):
-    start_node("vtb_detector", "detector_node", "-r", "image/compressed:=/vtbtest/image/compressed",
+    # the image topic remapped, as a camera driver's: compressed input follows it to
+    # <image topic>/compressed, image_transport's name (before: /image/compressed, unremapped)
+    start_node("vtb_detector", "detector_node", "-r", "image:=/vtbtest/image",
                "-r", "faces:=/vtbtest/faces", "-p", "input_compressed:=true")
     g = Graph(ros, CompressedImage, "/vtbtest/image/compressed")
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -109,6 +111,20 @@ def test_compressed_input(ros, start_node, astronaut_rgb):
     assert abs(face.bbox.x + face.bbox.width / 2 - 225) < 15
     g.send_until(CompressedImage(format="jpeg", data=b"not a jpeg"), lambda: int(g.counts().get("rejected", 0)) >= 1,
                  "rejection of undecodable data")
+
+
+def test_the_debug_image_reaches_rvizs_reliable_subscription(ros, start_node, astronaut_rgb):
+    """RViz's Image display and rqt_image_view subscribe reliable: the debug image must reach
+    them (a best-effort publisher never does), and best-effort subscribers too (Graph's)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    start_node("vtb_detector", "detector_node", "-r", "image:=/vtbtest/image", "-r", "faces:=/vtbtest/faces",
+               "-r", "debug_image:=/vtbtest/debug_image", "-p", "publish_debug_image:=true")
+    reliable = []
+    ros.node.create_subscription(Image, "/vtbtest/debug_image", reliable.append,
+                                 QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE))
+    g = Graph(ros)
+    g.send_until(rgb_to_image(Image, astronaut_rgb), lambda: reliable and g.debug, "debug images, both kinds")
+    assert (reliable[0].width, reliable[0].height) == (512, 512)
 
 
 def test_a_corrupt_model_stops_the_node_with_its_message_not_a_traceback(tmp_path):

@@ -3,9 +3,12 @@
 A thin adapter around the rclpy-free FacePipeline. Topics (relative, so a namespace or
 remapping places them):
   image             sensor_msgs/Image, sensor-data QoS           (input_compressed: false)
-  image/compressed  sensor_msgs/CompressedImage, sensor-data QoS (input_compressed: true)
+  <image>/compressed sensor_msgs/CompressedImage, sensor-data QoS (input_compressed: true):
+                    image_transport's name, next to wherever `image` is remapped
   faces             vtb_msgs/FaceArray, stamped with the image's header
-  debug_image       sensor_msgs/Image with boxes, ids and landmarks (publish_debug_image)
+  debug_image       sensor_msgs/Image with boxes, ids and landmarks (publish_debug_image);
+                    reliable, depth 1: RViz's and rqt_image_view's default (reliable)
+                    subscriptions get it, and so do best-effort ones
   /diagnostics      diagnostic_msgs/DiagnosticArray, once a second (vtb_common.diagnostics:
                     WARN when images stop or go unanswered, ERROR when unanswered for 5 s)
 
@@ -26,7 +29,7 @@ from collections import deque
 import numpy as np
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
 from vtb_common.node_main import run_node
@@ -40,6 +43,9 @@ from .pipeline import FacePipeline
 
 # Best effort, shallow: a camera stream where the newest frame matters (REP-2003's sensor data).
 IMAGE_QOS = qos_profile_sensor_data
+# The debug image is for people: RViz's Image display and rqt_image_view subscribe reliable, which
+# a best-effort publisher never serves; a reliable one serves both kinds. Depth 1: the newest.
+DEBUG_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 
 PARAMETERS = [
     ("model", "short", "face detector: BlazeFace 'short' (faces within about 2 m), 'full' (far and small faces, "
@@ -69,7 +75,8 @@ PARAMETERS = [
     ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
     ("provider", "cpu", "ONNX Runtime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
     ("threads", 2, "CPU threads per frame (the mesh's XNNPACK threads; with 2 or more the eyes run in parallel)"),
-    ("input_compressed", False, "subscribe to image/compressed (sensor_msgs/CompressedImage) instead of image"),
+    ("input_compressed", False, "subscribe to <image>/compressed (sensor_msgs/CompressedImage, image_transport's "
+                                "name next to the image topic) instead of image"),
     ("publish_debug_image", False, "publish debug_image with boxes, ids and landmarks drawn"),
     ("max_pixels", DEFAULT_MAX_PIXELS, "largest image taken, in pixels (width x height; default four 4K frames): "
                                        "a larger one is skipped before it is decoded (a compressed image's size "
@@ -169,7 +176,7 @@ class DetectorCore:
             self.pub = self.create_publisher(FaceArray, "faces", 10)
         with self._debug_lock:
             if self.params["publish_debug_image"] and self.debug_pub is None:
-                self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data)
+                self.debug_pub = self.create_publisher(Image, "debug_image", DEBUG_IMAGE_QOS)
 
     def _start(self):
         if self._worker is not None:
@@ -180,7 +187,10 @@ class DetectorCore:
         if self._direct:
             return
         if self.params["input_compressed"]:
-            self.sub = self.create_subscription(CompressedImage, "image/compressed", self.on_image, IMAGE_QOS)
+            # as image_transport names it: the image topic's own /compressed (image:=/cam/image_raw
+            # gives /cam/image_raw/compressed; a remapping of `image` never reaches "image/compressed")
+            self.sub = self.create_subscription(CompressedImage, self.resolve_topic_name("image") + "/compressed",
+                                                self.on_image, IMAGE_QOS)
         else:
             self.sub = self.create_subscription(Image, "image", self.on_image, IMAGE_QOS)
 
@@ -235,7 +245,7 @@ class DetectorCore:
         if "publish_debug_image" in changed:
             with self._debug_lock:
                 if p["publish_debug_image"] and self.debug_pub is None:
-                    self.debug_pub = self.create_publisher(Image, "debug_image", qos_profile_sensor_data)
+                    self.debug_pub = self.create_publisher(Image, "debug_image", DEBUG_IMAGE_QOS)
                 elif not p["publish_debug_image"] and self.debug_pub is not None:
                     self.destroy_publisher(self.debug_pub)
                     self.debug_pub = None
