@@ -53,6 +53,8 @@ PARAMETERS = [
     ("publish_tf", True, "broadcast gaze_<id> frames on /tf"),
     ("publish_markers", True, "publish gaze arrows as visualization_msgs markers"),
     ("blendshapes", True, "compute the 52 ARKit blendshapes (FaceState.blendshapes) with MediaPipe's blendshape model"),
+    ("max_faces", 8, "faces handled per FaceArray, the first in the message (as the pose node's max_faces); the "
+     "rest are skipped (logged) so that one message with many faces cannot hold the graph up"),
 ]
 
 # every parameter is live: the face model reloaded, the faces' gaze or state estimators made
@@ -67,6 +69,7 @@ LIVE = {
     "publish_tf": any_value,
     "publish_markers": any_value,
     "blendshapes": any_value,
+    "max_faces": in_range(1, 1000),
 }
 GAZE_PARAMETERS = {"eyeball_radius_m", "interpupillary_distance_m", "calibration_frames"}
 STATE_PARAMETERS = {"blink_close_threshold", "blink_open_threshold"}
@@ -193,7 +196,12 @@ class GazeNode(Node):
         states = FaceStateArray(header=faces.header)
         gazes = GazeArray(header=faces.header)
         transforms, markers = [], []
-        for face in faces.faces:
+        crowd = faces.faces
+        if len(crowd) > self.p["max_faces"]:
+            self.get_logger().warning(f"FaceArray has {len(crowd)} faces; taking the first {self.p['max_faces']} "
+                                      f"(max_faces)", throttle_duration_sec=5.0)
+            crowd = crowd[:self.p["max_faces"]]
+        for face in crowd:
             if len(face.landmarks) < 2 * 478:
                 continue
             lm = np.asarray(face.landmarks, np.float32).reshape(-1, 2)
@@ -229,7 +237,7 @@ class GazeNode(Node):
                                                  gaze_frame_rotation(g.direction, rotation), g.origin))
             if self.marker_pub is not None:
                 markers += self.arrows(faces.header, face.id, g)
-        self.forget({f.id for f in faces.faces})
+        self.forget({f.id for f in crowd})
         self.state_pub.publish(states)
         if poses is not None:
             self.gaze_pub.publish(gazes)
