@@ -359,6 +359,7 @@ def test_background_options_for_streaming(start_process, tmp_path, bg):
 
 
 def test_vtb_run_and_demo_pass_vrm_to_the_bridges_vrm_file(tmp_path):
+    from vtb_bridge.vrm_file import vrm_problem
     from vtb_bringup.cli import build_parser
     from vtb_bringup.graph import GraphError, resolve
     vrm = write_vrm(tmp_path / "me.vrm", "0")
@@ -367,6 +368,21 @@ def test_vtb_run_and_demo_pass_vrm_to_the_bridges_vrm_file(tmp_path):
     assert "vrm_file" not in next(s for s in resolve({}) if s.package == "vtb_bridge").parameters
     with pytest.raises(GraphError, match="vrm: no such file"):
         resolve({"vrm": str(tmp_path / "missing.vrm")})
+    # what is wrong with a file that is not a VRM, said at start (before: a folder said "no such
+    # file", an empty or non-VRM file was accepted and the page never showed it)
+    import json
+    import struct
+    (tmp_path / "empty.vrm").write_bytes(b"")
+    (tmp_path / "photo.vrm").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    doc = json.dumps({"asset": {"version": "2.0"}}).encode()
+    doc += b" " * (-len(doc) % 4)
+    (tmp_path / "plain.glb").write_bytes(b"glTF" + struct.pack("<II", 2, 20 + len(doc))
+                                         + struct.pack("<I4s", len(doc), b"JSON") + doc)
+    for name, words in [(".", "is a folder"), ("empty.vrm", "is empty"), ("photo.vrm", "starts with 'glTF'"),
+                        ("plain.glb", r"not a VRM \(no VRM or VRMC_vrm extension\)")]:
+        with pytest.raises(GraphError, match=words):
+            resolve({"vrm": str(tmp_path / name)})
+    assert vrm_problem(write_vrm(tmp_path / "one.vrm", "1")) is None and vrm_problem(vrm) is None
     assert build_parser().parse_args(["run", "--vrm", str(vrm)]).vrm == str(vrm)
     assert build_parser().parse_args(["demo", "--vrm", str(vrm)]).vrm == str(vrm)
 
