@@ -31,6 +31,12 @@ def test_checks_and_file(tmp_path):
     assert avatar_settings.load(path) == {"mirror": False, "head_sensitivity": 1.5}
     path.write_text("{not json")
     assert avatar_settings.load(path) == {}
+    # kept aside, not silently overwritten by the next save
+    assert not path.exists() and path.with_name(path.name + ".bad").read_text() == "{not json"
+    # a number no float holds: one reason, no OverflowError
+    path.write_text('{"smoothing": 1' + "0" * 400 + ', "mirror": false}')
+    assert avatar_settings.load(path) == {"mirror": False}
+    assert "finite" in avatar_settings.check("smoothing", 10 ** 400)
     path.write_text(json.dumps({"smoothing": 99, "eye_sensitivity": 0.5}))
     assert avatar_settings.load(path) == {"eye_sensitivity": 0.5}
 
@@ -127,4 +133,12 @@ def test_page_settings_reach_the_bridge_and_survive_a_restart(ros, start_node, t
     got = ros.parameters_of("/vtb_s/vtb_bridge")
     assert (got["mirror"][0], got["head_sensitivity"][0], got["eye_sensitivity"][0]) == (False, 2.0, 0.5)
     assert "Traceback" not in proc.output()
+    assert proc.stop() == 0
+
+    # a value given at start wins over the saved one, even the default (the launch file's mirror:=true)
+    proc = start_node("vtb_bridge", "bridge_node", *args, "-p", "mirror:=true")
+    ros.spin_until(lambda: all(p.get_subscription_count() for p in pubs), what="the bridge node, mirror given")
+    got = ros.parameters_of("/vtb_s/vtb_bridge")
+    assert (got["mirror"][0], got["head_sensitivity"][0]) == (True, 2.0)
+    assert angle_x() == pytest.approx(-20.0, abs=0.5)
     assert proc.stop() == 0

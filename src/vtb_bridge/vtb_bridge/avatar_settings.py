@@ -9,9 +9,11 @@ restarts in a small JSON file. No rclpy here.
 They are the bridge node's parameters of the same names (live). The file is
 `$XDG_CONFIG_HOME/vtb/avatar_settings.json` (~/.config/vtb/, next to the VTube Studio token),
 written whole (a temporary file renamed over it, mode 0600) after every change. At start the
-bridge takes the file's values for the settings left at their defaults; a value given at start
-(`-p mirror:=false`, the YAML) wins. A file that cannot be read or holds bad values is said once
-and ignored (its good values still count).
+bridge takes the file's values for the settings not given at start; a value given at start
+(`-p mirror:=true`, the YAML, a launch file), even the default, wins. A file that holds bad values
+is said once and those values ignored (its good values still count); one that cannot be read as
+JSON at all is said once and kept aside as `avatar_settings.json.bad` (not overwritten by the next
+save), and the defaults are used.
 """
 from __future__ import annotations
 
@@ -45,11 +47,22 @@ def check(name: str, value) -> str | None:
     _, lo, hi = SETTINGS[name]
     if lo is None:
         return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return f"{name} must be a number, got {value!r}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{name} must be a number, got {_short(value)}"
+    try:
+        finite = math.isfinite(value)   # an int of 400 digits does not fit a float: OverflowError
+    except OverflowError:
+        finite = False
+    if not finite:
+        return f"{name} must be a finite number, got {_short(value)}"
     if not lo <= value <= hi:
         return f"{name} must be within {lo:g}..{hi:g}, got {value:g}"
     return None
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"
 
 
 def validated(data) -> tuple[dict, list[str]]:
@@ -72,8 +85,13 @@ def load(path: Path | None) -> dict:
         return {}
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e:
-        log.warning("avatar settings %s ignored: %s", path, e)
+    except (OSError, ValueError) as e:   # not JSON (or not readable): kept aside, defaults used
+        aside = Path(path).with_name(Path(path).name + ".bad")
+        try:
+            os.replace(path, aside)
+            log.warning("avatar settings %s cannot be read (%s): kept as %s, the defaults used", path, e, aside)
+        except OSError as e2:
+            log.warning("avatar settings %s cannot be read (%s), nor moved aside (%s): the defaults used", path, e, e2)
         return {}
     good, bad = validated(data)
     if bad:
