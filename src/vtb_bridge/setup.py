@@ -25,6 +25,6 @@ setup(
     description='Avatar parameters for vtb and their outputs: Socket.IO, VMC, VTube Studio, a built-in avatar page, robot-head joints.',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': ['bridge_node = vtb_bridge.node:main'],
+        'console_scripts': ['bridge_node = vtb_bridge.entry:main'],
     },
 )

@@ -21,7 +21,7 @@ setup(
     description='Face detection, tracking and 478-point landmarks for vtb (BlazeFace and MediaPipe face mesh on ONNX Runtime).',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': ['detector_node = vtb_detector.node:main',
-                            'detector_lifecycle_node = vtb_detector.node:lifecycle_main'],
+        'console_scripts': ['detector_node = vtb_detector.entry:main',
+                            'detector_lifecycle_node = vtb_detector.entry:lifecycle_main'],
     },
 )

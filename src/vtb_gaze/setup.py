@@ -21,6 +21,6 @@ setup(
     description='Gaze, eye openness, blinks, mouth and brows for vtb.',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': ['gaze_node = vtb_gaze.node:main'],
+        'console_scripts': ['gaze_node = vtb_gaze.entry:main'],
     },
 )

@@ -22,6 +22,6 @@ setup(
     description='Head pose for vtb: PnP on face landmarks, filtering, TF frames per REP-155, RViz markers.',
     license='Apache-2.0',
     entry_points={
-        'console_scripts': ['pose_node = vtb_pose.node:main'],
+        'console_scripts': ['pose_node = vtb_pose.entry:main'],
     },
 )

@@ -94,3 +94,20 @@ def test_a_bad_value_at_start_is_one_line_and_exit_3(start_node, pkg, exe, param
     out = proc.output()
     assert proc.proc.returncode == 3, out[-2000:]
     assert said in out and "Traceback" not in out, out[-2000:]
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_while_the_nodes_still_import_is_quiet(start_node, delay):
+    """A Ctrl-C in the first seconds (`ros2 launch` stopped at once), while numpy, OpenCV,
+    LiteRT and rclpy still import: exit 0, no KeyboardInterrupt traceback (vtb_common.quiet_start)."""
+    procs = [start_node(pkg, exe, "-r", "__ns:=/vimp") for pkg, exe in NODES]
+    time.sleep(delay)
+    for p in procs:
+        os.killpg(p.proc.pid, signal.SIGINT)
+    bad = []
+    for p in procs:
+        p.proc.wait(30)
+        out = p.output()
+        if p.proc.returncode != 0 or "Traceback" in out or "KeyboardInterrupt" in out:
+            bad.append(f"{os.path.basename(str(p.cmd[0]))}: exit {p.proc.returncode}\n{out[-1500:]}")
+    assert not bad, "\n".join(bad)

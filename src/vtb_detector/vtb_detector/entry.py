@@ -1,0 +1,10 @@
+"""The executables' entry points: quiet on Ctrl-C while the node still imports (vtb_common.quiet_start)."""
+from vtb_common.quiet_start import start
+
+
+def main():
+    return start("vtb_detector.node")
+
+
+def lifecycle_main():
+    return start("vtb_detector.node", "lifecycle_main")
