@@ -209,7 +209,7 @@ def test_detect_several_images_one_unreadable(astronaut_png, tmp_path):
     r = vtb("detect", missing, astronaut_png, "--json")
     assert r.returncode == 2 and str(missing) in r.stderr
     images = json.loads(r.stdout)["images"]
-    assert images[0] == {"path": str(missing), "error": "cannot read image"}
+    assert images[0] == {"path": str(missing), "error": "cannot read image (No such file or directory)"}
     assert images[1]["path"] == str(astronaut_png) and len(images[1]["faces"]) == 1
     check_pose(images[1]["faces"][0]["pose"])
     r = vtb("detect", astronaut_png, missing)

@@ -151,9 +151,17 @@ def publishers_in(path: Path, package: str):
 
 def executable_module(package: str, executable: str) -> str:
     setup = (SRC / package / "setup.py").read_text()
-    m = re.search(rf"['\"]{re.escape(executable)}\s*=\s*([\w.]+):\w+['\"]", setup)
+    m = re.search(rf"['\"]{re.escape(executable)}\s*=\s*([\w.]+):(\w+)['\"]", setup)
     assert m, f"{package}/setup.py has no console script {executable}"
-    return m.group(1)
+    module, function = m.groups()
+    # an entry module (vtb_<pkg>.entry) only imports the node: follow its start("module", ...)
+    for node in ast.parse(_module_file(module).read_text()).body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            for call in ast.walk(node):
+                if (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "start"
+                        and call.args and isinstance(call.args[0], ast.Constant)):
+                    return call.args[0].value
+    return module
 
 
 def graph_publications() -> dict:
@@ -187,7 +195,8 @@ def published(topic, publications):
 def test_the_source_reading_finds_the_graphs_known_outputs():
     """Guards the test itself: a reader that finds nothing would make the checks below vacuous."""
     pubs = graph_publications()
-    assert pubs["/vtb/debug_image"] == ("sensor_msgs/msg/Image", "best_effort", "vtb_detector")
+    # reliable, depth 1: RViz's and rqt_image_view's reliable subscriptions get it
+    assert pubs["/vtb/debug_image"] == ("sensor_msgs/msg/Image", "reliable", "vtb_detector")
     assert pubs["/vtb/markers"][:2] == ("visualization_msgs/msg/MarkerArray", "reliable")
     assert pubs["/vtb/gaze_markers"][:2] == ("visualization_msgs/msg/MarkerArray", "reliable")
     assert pubs["/tf"][0] == "tf2_msgs/msg/TFMessage"

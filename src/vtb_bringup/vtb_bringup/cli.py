@@ -150,8 +150,9 @@ def cmd_detect(args) -> int:
         try:   # the size from the header before decoding, as the detector node does (max_pixels)
             check_pixels(*compressed_size(Path(path).read_bytes()), args.max_pixels)
         except (ImageError, OSError) as e:
-            print(f"vtb detect: {path}: {e}", file=sys.stderr)
-            results.append({"path": str(path), "error": str(e)})
+            reason = f"cannot read image ({e.strerror})" if isinstance(e, OSError) else str(e)
+            print(f"vtb detect: {path}: {reason}", file=sys.stderr)
+            results.append({"path": str(path), "error": reason})
             failed = True
             continue
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)

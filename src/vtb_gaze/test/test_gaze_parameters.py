@@ -20,10 +20,11 @@ from vtb_pose.pnp import HeadPoseEstimator, default_intrinsics
 REFERENCE = Path(__file__).resolve().parents[2] / "vtb_detector" / "test" / "data" / "astronaut_mediapipe_478.json"
 LIVE_VALUES = {"eyeball_radius_m": 0.0125, "interpupillary_distance_m": 0.062, "blink_close_threshold": 0.2,
                "blink_open_threshold": 0.3, "calibration_frames": 10, "pose_wait_s": 0.2, "publish_tf": True,
-               "publish_markers": True, "blendshapes": True}
+               "publish_markers": True, "blendshapes": True, "max_faces": 8}
 BAD_VALUES = [("blink_close_threshold", -0.1), ("blink_open_threshold", 1.5), ("blink_close_threshold", 0.5),
               ("eyeball_radius_m", 0.0), ("calibration_frames", 0), ("pose_wait_s", -1.0),
-              ("pose_wait_s", "long"), ("calibration_frames", 10.0), ("publish_markers", 0), ("blendshapes", "yes")]
+              ("pose_wait_s", "long"), ("calibration_frames", 10.0), ("publish_markers", 0), ("blendshapes", "yes"),
+              ("max_faces", 0)]
 NODE = "/vtb_gaze"
 
 
