@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -109,12 +110,13 @@ def test_bad_events_are_logged_a_few_times_not_each(caplog):
         server.stop()
 
 
-def test_wrong_tokens_are_rate_limited_per_client():
-    """300 wrong tokens from a real client: 5 are checked, the rest refused unchecked while
-    that address is locked out (even the right token); after the lockout the right token works
-    again. Each failure logs at most a few lines."""
+def test_wrong_tokens_are_slowed_per_client_but_the_right_token_always_connects():
+    """After 5 wrong tokens from an address its further wrong tokens are answered late (so
+    guessing is slow), but the right token connects at once all along: every local client is
+    127.0.0.1, and a lockout that refused the address unchecked let any local process keep the
+    real page out. Each failure logs at most a few lines."""
     server = AvatarServer(port=0, token="s3cret-token", max_token_failures=5, token_window_s=60.0,
-                          token_lockout_s=1.5)
+                          token_lockout_s=30.0, token_delay_s=0.5)
     url = server.start()
     records = []
     handler = logging.Handler()
@@ -123,30 +125,72 @@ def test_wrong_tokens_are_rate_limited_per_client():
     try:
         async def connect(token):
             sio = socketio.AsyncClient(reconnection=False)
+            t0 = time.monotonic()
             try:
                 await sio.connect(url, namespaces=["/kizuna"], transports=["websocket"], auth={"token": token},
                                   wait_timeout=5)
             except socketio.exceptions.ConnectionError:
-                return False
+                return False, time.monotonic() - t0
             await sio.disconnect()
-            return True
+            return True, time.monotonic() - t0
 
         async def go():
-            results = [await connect(f"wrong-{i}") for i in range(300)]
-            locked_right = await connect("s3cret-token")
-            await asyncio.sleep(1.6)
-            later_right = await connect("s3cret-token")
-            return results, locked_right, later_right
+            first = [await connect(f"wrong-{i}") for i in range(5)]
+            # an attacker keeps 20 wrong tokens going while the real page connects
+            attack = asyncio.gather(*(connect(f"wrong-more-{i}") for i in range(20)))
+            await asyncio.sleep(0.05)
+            page = await connect("s3cret-token")
+            return first, await attack, page
 
-        results, locked_right, later_right = asyncio.run(go())
-        assert not any(results)
-        assert server.token_failures == 5 and server.locked_out >= 295
-        assert not locked_right, "locked out: not even the right token is checked"
-        assert later_right, "after the lockout the right token works"
+        first, attack, page = asyncio.run(go())
+        assert not any(ok for ok, _ in first + attack)
+        assert max(t for _, t in first) < 0.4, "the first 5 wrong tokens are answered at once"
+        assert min(t for _, t in attack) >= 0.45, "then wrong tokens from that address are answered late"
+        assert server.locked_out == 20 and server.token_failures == 25
+        assert page[0] and page[1] < 0.4, f"the right token connects at once while slowed: {page}"
         lines = [r for r in records if r.levelno >= logging.WARNING]
         assert len(lines) <= 5, [r.getMessage() for r in lines]
     finally:
         logging.getLogger(LOGGER).removeHandler(handler)
+        server.stop()
+
+
+def test_malformed_engineio_packets_give_one_line_not_a_traceback_each(caplog, capfd):
+    """Empty and unknown-type (8, 9) polling POSTs and a JSONP form POST, 50 each round: each
+    made Engine.IO log a full traceback, unthrottled and before any token check (50 packets:
+    1800 lines in 0.2 s). Now one throttled line, counted in `rejected`; the server still serves."""
+    server = AvatarServer(port=0, token="s3cret-token")
+    url = server.start()
+    base = url + "socket.io/?EIO=4&transport=polling"
+
+    def post(body, query="", content_type="text/plain;charset=UTF-8"):
+        with urllib.request.urlopen(base, timeout=5) as r:
+            opened = r.read().decode()
+        sid = json.loads(opened[opened.index("{"):])["sid"]
+        req = urllib.request.Request(f"{base}&sid={sid}{query}", data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(req, timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        caplog.set_level(logging.DEBUG)
+        for _ in range(13):
+            post(b"")
+            post(b"8")
+            post(b"9")
+            post(b"d=%2240%22", "&j=0", "application/x-www-form-urlencoded")
+        time.sleep(0.3)
+        assert server.rejected >= 13
+        loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert 1 <= len(loud) <= 2, [r.getMessage() for r in loud]
+        assert not any(r.exc_info for r in caplog.records), "no traceback logged"
+        assert "Traceback" not in capfd.readouterr().err
+        with urllib.request.urlopen(url, timeout=5) as r:      # and the page is still served
+            assert r.status == 200
+    finally:
         server.stop()
 
 

@@ -67,8 +67,12 @@ else. Browsers from another origin are refused
 (python-socketio's same-origin check). Warnings about clients are throttled: the first of a
 kind, then at most one every `log_every_s` (5 s) saying how many were not logged. Wrong tokens
 are rate-limited per client address: after `max_token_failures` (5) within `token_window_s`
-(60 s), that address is refused without a check for `token_lockout_s` (30 s; counted in
-`locked_out`), so guessing the token takes minutes per handful of tries, not a second for 300.
+(60 s), for `token_lockout_s` (30 s) each further wrong token from that address is answered
+only after `token_delay_s` (1 s; counted in `locked_out`), so guessing is slow. The right token
+is always checked and always connects at once: every local client is 127.0.0.1, so refusing an
+address unchecked would let any local process keep the real page out. (The delay is per
+attempt, not per address: a guesser with many connections at once gets that many tries a
+second, so a token you choose should be long and random.)
 
 Live2D mode (optional, bring your own model and runtime). vtb ships no Cubism runtime (Live2D's
 Cubism Core is not redistributable and not on npm). To drive your own Cubism model instead of the
@@ -105,6 +109,7 @@ import asyncio
 import json
 import logging
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -213,6 +218,34 @@ class _ServerLog:
         return getattr(self.logger, name)
 
 
+class _EngineLog:
+    """Engine.IO's and Socket.IO's logger: what a client's malformed packet makes them log (an
+    empty or unknown-type polling POST, a JSONP form: `logger.exception` with a full traceback,
+    each time, before any token check) is one throttled warning line, counted in `rejected`."""
+
+    def __init__(self, throttled, logger, on_rejected):
+        self.throttled, self.logger, self.on_rejected = throttled, logger, on_rejected
+
+    def exception(self, msg, *args, **kwargs):
+        error = sys.exc_info()[1]
+        self.on_rejected()
+        self.throttled.warning("engineio", "rejected a malformed Engine.IO request (%s: %s: %s)",
+                               str(msg % args if args else msg)[:60], type(error).__name__, str(error)[:80])
+
+    def error(self, msg, *args, **kwargs):
+        self.throttled.warning("engineio", "Engine.IO: " + str(msg % args if args else msg)[:200])
+
+    warning = error
+
+    def info(self, msg, *args, **kwargs):
+        self.logger.debug(msg, *args)
+
+    debug = info
+
+    def __getattr__(self, name):            # isEnabledFor, level, ... as the module's logger
+        return getattr(self.logger, name)
+
+
 def _all_finite(payload) -> bool:
     if isinstance(payload, float):
         return math.isfinite(payload)
@@ -279,6 +312,7 @@ class AvatarServer:
                  max_message_bytes: int = 16 * 1024, live2d_dir: str | Path | None = None,
                  also_emit=("result_download",), max_client_queue: int = 4,
                  max_token_failures: int = 5, token_window_s: float = 60.0, token_lockout_s: float = 30.0,
+                 token_delay_s: float = 1.0,
                  log_every_s: float = 5.0, allowed_hosts=(), vrm_file: str | Path | None = None):
         self.host = host
         self.port = port
@@ -299,13 +333,14 @@ class AvatarServer:
         self.dropped_slow = 0    # frames dropped from a slow client's queue (oldest first)
         self.not_finite = 0      # frames not sent: NaN or infinity in them
         self.token_failures = 0  # wrong or missing tokens checked
-        self.locked_out = 0      # connections refused unchecked: too many wrong tokens from that address
+        self.locked_out = 0      # wrong tokens answered late: too many wrong tokens from that address
         self.refused_host = 0    # requests refused: their Host is not this server (DNS rebinding)
         self.allowed_hosts = allowed_hosts     # parsed by the setter; may be set while serving
         self._own_hosts = frozenset()          # the bound address's names, set once the port is known
         self.max_client_queue = max(1, int(max_client_queue))
         self.max_token_failures = max(1, int(max_token_failures))
         self.token_window_s, self.token_lockout_s = float(token_window_s), float(token_lockout_s)
+        self.token_delay_s = float(token_delay_s)
         self._failures = {}      # address -> deque of monotonic times of its wrong tokens
         self._locked = {}        # address -> monotonic time its lockout ends
         self._warn = _Throttled(log, log_every_s)
@@ -419,9 +454,10 @@ class AvatarServer:
     async def _main(self):
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        engine_log = _EngineLog(self._warn, log, self._count_rejected)
         sio = _GuardedServer(async_mode="aiohttp", namespaces=[self.namespace],
                              max_http_buffer_size=self.max_message_bytes,
-                             logger=False, engineio_logger=False)
+                             logger=engine_log, engineio_logger=engine_log)
         sio.owner = self
         self._sio = sio
         ns = self.namespace
@@ -429,18 +465,19 @@ class AvatarServer:
         @sio.on("connect", namespace=ns)
         async def _connect(sid, environ, auth=None):
             address = self._address(environ)
-            if self.token is not None and self._is_locked(address):
-                self.refused += 1
-                self.locked_out += 1
-                self._warn.warning("locked", "refused a Socket.IO client from %s unchecked: too many wrong "
-                                   "tokens (%d so far)", address, self.locked_out)
-                raise socketio.exceptions.ConnectionRefusedError("unauthorized")
-            if not self._token_ok(environ, auth):
+            if not self._token_ok(environ, auth):     # the right token connects, locked out or not
                 self.refused += 1
                 self.token_failures += 1
-                self._failed_token(address)
-                self._warn.warning("token", "refused a Socket.IO client from %s: missing or wrong token "
-                                   "(%d so far)", address, self.token_failures)
+                if self._is_locked(address):        # too many wrong ones lately: answer late
+                    self.locked_out += 1
+                    self._warn.warning("locked", "refused a Socket.IO client from %s after %.1f s: wrong "
+                                       "token, too many from that address (%d so far)", address,
+                                       self.token_delay_s, self.locked_out)
+                    await asyncio.sleep(self.token_delay_s)
+                else:
+                    self._failed_token(address)
+                    self._warn.warning("token", "refused a Socket.IO client from %s: missing or wrong token "
+                                       "(%d so far)", address, self.token_failures)
                 raise socketio.exceptions.ConnectionRefusedError("unauthorized")
             self.clients.add(sid)
             log.info("page connected (%d connected)", len(self.clients))
@@ -578,6 +615,9 @@ class AvatarServer:
             return web.Response(status=403, text="403: this server does not answer to that Host\n")
         return await handler(request)
 
+    def _count_rejected(self):
+        self.rejected += 1
+
     # ---- wrong tokens: rate-limited per client address ---------------------------------------
     @staticmethod
     def _address(environ) -> str:
@@ -603,8 +643,9 @@ class AvatarServer:
         if len(times) >= self.max_token_failures:
             self._locked[address] = now + self.token_lockout_s
             times.clear()
-            self._warn.warning("lockout", "%d wrong tokens from %s: refusing it unchecked for %.0f s",
-                               self.max_token_failures, address, self.token_lockout_s)
+            self._warn.warning("lockout", "%d wrong tokens from %s: its wrong tokens are answered after "
+                               "%.1f s for the next %.0f s", self.max_token_failures, address,
+                               self.token_delay_s, self.token_lockout_s)
         if len(self._failures) > 1024:                 # bounded: forget the quiet addresses
             for a in [a for a, t in self._failures.items() if not t or now - t[-1] > self.token_window_s]:
                 del self._failures[a]
