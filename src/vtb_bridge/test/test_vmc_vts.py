@@ -4,6 +4,7 @@ answering like VTube Studio's plugin API (test/peers.py; VTS itself cannot run h
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import socket
 import sys
@@ -374,6 +375,32 @@ def test_vts_denied_token_waits_before_asking_again(vts, tmp_path):
         t0 = time.perf_counter()
         out.close()                                  # close() interrupts the long wait
         assert time.perf_counter() - t0 < 2.0
+
+
+def test_vts_token_path_that_is_a_directory_asks_once(vts, tmp_path, caplog):
+    """A token path that cannot be written (a directory) made vtb ask VTS for a new token at
+    every reconnect: an "allow plugin" pop-up every few seconds. Now: one ERROR line saying why,
+    the token is kept for this run, and a reconnect authenticates with it without asking."""
+    token_dir = tmp_path / "a_directory"
+    token_dir.mkdir()
+    out = make_output(vts.url, token_dir)
+    try:
+        out.send(frame(params={"ParamAngleX": 3.0}))
+        wait_for(lambda: vts.injections, what="an injection")
+        vts.stop()                                   # VTS restarts: vtb reconnects
+        wait_for(lambda: out.counters()["state"] != "streaming", what="the drop to be noticed")
+        n = len(vts.injections)
+        vts.start()
+        out.send(frame(params={"ParamAngleX": 4.0}))
+        wait_for(lambda: len(vts.injections) > n, timeout=5.0, what="injections after the restart")
+        assert len(vts.token_requests) == 1, "asked once, not at every reconnect"
+        assert vts.auth_requests[-1] == ("token-1", True)
+        c = out.counters()
+        assert c["token_save_errors"] == 1 and c["tokens_saved"] == 0
+        errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+        assert len(errors) == 1 and "cannot save the plugin token" in errors[0] and str(token_dir) in errors[0]
+    finally:
+        out.close()
 
 
 def test_vts_api_switched_off_keeps_the_token_and_retries(vts, tmp_path):

@@ -188,7 +188,8 @@ class VTubeStudioOutput:
     they were sent), injections (InjectParameterDataRequests sent), injection_ok (their
     successful answers), api_errors, backoffs (pauses after injection errors), untracked
     (frames not injected because the face was lost), connects, failures (connections that
-    failed or ended), token_requests, tokens_saved, auth_ok, auth_rejected, state and
+    failed or ended), token_requests, tokens_saved, token_save_errors (a token the file could
+    not hold: kept in memory for this run, one ERROR line), auth_ok, auth_rejected, state and
     last_error."""
 
     def __init__(self, url: str = DEFAULT_URL, token_path: str | os.PathLike | None = None,
@@ -229,10 +230,12 @@ class VTubeStudioOutput:
         self._creating = {}            # requestID -> custom parameter name, awaiting VTS's answer
         self._refused = set()          # custom parameters VTS refused, this connection: not asked again
 
+        self._unsaved_token = None     # a token VTS gave that the token file could not hold
         self.state = "stopped"
         self.last_error = ""
         self._c = dict(frames=0, superseded=0, injections=0, injection_ok=0, api_errors=0,
                        backoffs=0, untracked=0, connects=0, failures=0, token_requests=0, tokens_saved=0,
+                       token_save_errors=0,
                        auth_ok=0, auth_rejected=0, parameters_created=0, parameter_errors=0)
         if start:
             self.start()
@@ -294,14 +297,26 @@ class VTubeStudioOutput:
         try:
             token = self.token_path.read_text(encoding="ascii").strip()
         except (OSError, UnicodeDecodeError):
-            return None
-        return token or None
+            return self._unsaved_token
+        return token or self._unsaved_token
 
     def _save_token(self, token: str):
-        write_private(self.token_path, token + "\n")   # 0600 even over a stale temporary file
+        try:
+            write_private(self.token_path, token + "\n")   # 0600 even over a stale temporary file
+        except OSError as e:
+            # e.g. the path is a directory: a token that is not kept would make VTube Studio ask
+            # the user again (an "allow plugin" pop-up) at every reconnect. Keep it for this run.
+            self._unsaved_token = token
+            self._count("token_save_errors")
+            self.log.error("VTube Studio: cannot save the plugin token to %s (%s): it is used for this "
+                           "run only, and VTube Studio will ask again at the next start; give a file "
+                           "path that can be written", self.token_path, e.strerror or e)
+            return
+        self._unsaved_token = None
         self._count("tokens_saved")
 
     def _forget_token(self):
+        self._unsaved_token = None
         try:
             self.token_path.unlink()
         except OSError:
