@@ -142,3 +142,31 @@ def test_page_settings_reach_the_bridge_and_survive_a_restart(ros, start_node, t
     assert (got["mirror"][0], got["head_sensitivity"][0]) == (True, 2.0)
     assert angle_x() == pytest.approx(-20.0, abs=0.5)
     assert proc.stop() == 0
+
+
+def test_page_settings_that_cannot_be_saved_are_applied_and_the_page_is_told(ros, start_node, tmp_path):
+    """settings_file names a folder: a change from the page is applied for this run, and its
+    answer says it was not kept (kept: false and why), where before it said success as if saved."""
+    import socketio
+    port, token = free_port(), "s3ttings-t0ken"
+    proc = start_node("vtb_bridge", "bridge_node", "-r", "__ns:=/vtb_k", "-p", "server_enabled:=true",
+                      "-p", f"server_port:={port}", "-p", f"server_token:={token}",
+                      "-p", f"settings_file:={tmp_path}")
+    page = socketio.Client(reconnection=False)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            page.connect(f"http://127.0.0.1:{port}", namespaces=["/kizuna"], transports=["websocket"],
+                         auth={"token": token}, wait_timeout=5)
+            break
+        except socketio.exceptions.ConnectionError:
+            assert time.monotonic() < deadline, "the bridge's server did not come up:\n" + proc.output()
+            time.sleep(0.2)
+    try:
+        answer = page.call("settings", {"head_sensitivity": 2.0}, namespace="/kizuna", timeout=5)
+    finally:
+        page.disconnect()
+    assert answer["success"] and answer["kept"] is False, answer
+    assert "not kept" in answer["message"] and str(tmp_path) in answer["message"]
+    assert ros.parameters_of("/vtb_k/vtb_bridge")["head_sensitivity"][0] == 2.0, "applied all the same"
+    assert proc.stop() == 0

@@ -57,10 +57,11 @@ a bad request line) get aiohttp's 400 and one throttled log line, not a tracebac
 it, as `auth: {token}` (socket.io-client's `auth` option) or as the `token` query parameter
 (the page passes `?token=...` of its own URL on), or its connection is refused. The page
 mostly listens: the client->server events accepted are `hello` (a small dict the page sends
-once) and the commands in `commands` (name -> a callable returning (success, message), set by
-the bridge node: `calibrate_neutral`, the page's "calibrate neutral" button), which only a
-connected, so token-checked, page can send; the callable's answer goes back as the event's
-acknowledgement `{success, message}`. Any other event, an oversized one (over
+once) and the commands in `commands` (name -> a callable returning (success, message) or
+(success, message, {more fields}), set by the bridge node: `calibrate_neutral`, the page's
+"calibrate neutral" button, and `settings`, its sliders), which only a connected, so
+token-checked, page can send; the callable's answer goes back as the event's acknowledgement
+`{success, message, ...}` (`settings` adds `kept: false` when the file could not be written). Any other event, an oversized one (over
 `max_message_bytes`, default 16 KiB: the engine closes that connection), a binary or malformed
 packet is rejected, logged and counted in `rejected`, and the server goes on serving everyone
 else. Browsers from another origin are refused
@@ -556,12 +557,13 @@ class AvatarServer:
             return {"success": False, "message": "malformed request"}
         try:
             data = dict(args[0]) if args else {}
-            ok, message = await asyncio.get_running_loop().run_in_executor(None, self.commands[event], data)
+            answer = await asyncio.get_running_loop().run_in_executor(None, self.commands[event], data)
+            ok, message, extra = (*answer, {}) if len(answer) == 2 else answer
         except Exception as e:  # noqa: BLE001 - the caller's callable
             log.warning("%s from %s failed: %r", event, sid, e)
-            ok, message = False, f"{event} failed: {e}"
+            ok, message, extra = False, f"{event} failed: {e}", {}
         log.info("page %s: %s -> %s", sid, event, message)
-        return {"success": bool(ok), "message": str(message)}
+        return {**extra, "success": bool(ok), "message": str(message)}
 
     def publish_settings(self, settings: dict) -> None:
         """New avatar settings (any thread): kept for pages that connect later and sent to the

@@ -141,6 +141,7 @@ class BridgeNode(Node):
         self.settings_path = None if p["settings_file"] == "none" else \
             Path(p["settings_file"]).expanduser() if p["settings_file"] else avatar_settings.default_path()
         saved = avatar_settings.load(self.settings_path)
+        self.settings_not_kept = None      # why the last settings change could not be written
         # a value given at start wins over a saved one, even when it is the default: rclpy keeps
         # the values given at start (command line, parameters file, launch) in _parameter_overrides
         given = set(getattr(self, "_parameter_overrides", {}))
@@ -220,8 +221,10 @@ class BridgeNode(Node):
             if self.settings_path is not None:
                 try:
                     avatar_settings.save(self.settings_path, {n: p[n] for n in avatar_settings.SETTINGS})
+                    self.settings_not_kept = None
                 except OSError as e:
-                    self.get_logger().warning(f"page settings not kept: {self.settings_path}: {e}",
+                    self.settings_not_kept = f"{self.settings_path}: {e.strerror or e}"
+                    self.get_logger().warning(f"page settings not kept: {self.settings_not_kept}",
                                               throttle_duration_sec=30.0)
             self.publish_settings(p)
         if "server_allowed_hosts" in changed:
@@ -276,11 +279,16 @@ class BridgeNode(Node):
             return False, "; ".join(bad)
         if not good:
             return True, "nothing to change"
+        self.settings_not_kept = None
         results = self.set_parameters([Parameter(n, value=v) for n, v in good.items()])
         refused = [r.reason for r in results if not r.successful]
         if refused:
             return False, "; ".join(refused)
-        return True, "set " + ", ".join(f"{n}={v!r}" for n, v in good.items())
+        done = "set " + ", ".join(f"{n}={v!r}" for n, v in good.items())
+        if self.settings_not_kept:     # applied, but the file could not be written: the page says so
+            return True, f"{done} for this run; not kept for the next start: {self.settings_not_kept}", \
+                {"kept": False}
+        return True, done
 
     def publish_settings(self, p=None):
         """The settings, to the pages (shown in their panel)."""

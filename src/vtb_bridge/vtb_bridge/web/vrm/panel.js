@@ -4,11 +4,18 @@
 // smoothing, mirror}; the bridge answers with a `settings` event (on connect and after every
 // change, from any page), which is what the sliders show.
 const SETTINGS = ["head_sensitivity", "eye_sensitivity", "smoothing", "mirror"];
+// under this width the 270 px panel would cover the avatar's face: it starts folded
+const NARROW_PX = 720;
 
 export function connectPanel({ onFrame }) {
   const $ = (id) => document.getElementById(id);
   const statusEl = $("status"), calibrateEl = $("calibrate"), calibrationEl = $("calibration"), stateEl = $("settings_state");
   let connected = false, calibration = null, settings = {}, socket = null;
+  const panelEl = $("panel"), moreEl = $("more");
+  moreEl.open = window.innerWidth >= NARROW_PX;        // the user's click decides after that
+  const fold = () => panelEl.classList.toggle("folded", !moreEl.open);
+  moreEl.addEventListener("toggle", fold);
+  fold();
   let resolveConfig;
   const config = new Promise((r) => { resolveConfig = r; });
 
@@ -25,7 +32,11 @@ export function connectPanel({ onFrame }) {
     if (!socket || !connected) return;
     stateEl.textContent = "saving...";
     socket.timeout(5000).emit("settings", change, (err, ack) => {
-      stateEl.textContent = err ? "no answer: " + err.message : (ack && ack.success ? "" : "refused: " + (ack && ack.message));
+      // applied but not written to the settings file (kept: false): say so, it is lost at the next start
+      stateEl.textContent = err ? "no answer: " + err.message
+        : !(ack && ack.success) ? "refused: " + (ack && ack.message)
+        : ack.kept === false ? "applied, not saved: " + ack.message : "";
+      stateEl.className = err || !(ack && ack.success) || ack.kept === false ? "bad" : "";
     });
   }
   for (const name of SETTINGS) {
