@@ -8,6 +8,7 @@
 //   --model KIND waits until the page shows that model (default, vrm0, vrm1) before the shots
 //   --alpha      screenshots keep the page's transparency (omitBackground)
 //   --no-webgl   starts Chromium with WebGL off (the page should go to the 2D one)
+//   --size WxH   the window's size (default 800x600)
 //   --set NAME=VALUE  moves the panel's slider (or ticks the checkbox) NAME, after {"ready"}, and
 //                waits until the page shows the bridge's answer (its `settings` event): {"set": ...}
 //   --calibrate  clicks "calibrate neutral" after that: {"calibration": answer, "panel": text shown}
@@ -22,7 +23,7 @@ const args = process.argv.slice(2);
 const [url, outDir] = args;
 let drop = null, model = null, alpha = false;
 const sets = [];
-let calibrate = false, webgl = true;
+let calibrate = false, webgl = true, size = [800, 600];
 const shots = [];
 for (let i = 2; i < args.length; i++) {
   if (args[i] === "--drop") drop = args[++i];
@@ -31,6 +32,7 @@ for (let i = 2; i < args.length; i++) {
   else if (args[i] === "--set") sets.push(args[++i].split("="));
   else if (args[i] === "--calibrate") calibrate = true;
   else if (args[i] === "--no-webgl") webgl = false;
+  else if (args[i] === "--size") size = args[++i].split("x").map(Number);
   else shots.push(args[i]);
 }
 const exe = process.env.VTB_CHROMIUM || "/usr/bin/chromium";
@@ -39,7 +41,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 (async () => {
   const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "vtb-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: exe, headless: true, viewport: { width: 800, height: 600 },
+    executablePath: exe, headless: true, viewport: { width: size[0], height: size[1] },
     args: ["--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-first-run",
            "--disable-background-networking", "--disable-component-update", "--disable-sync",
            ...(webgl ? [] : ["--disable-webgl", "--disable-webgl2"])],
@@ -73,7 +75,11 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
       if (typeof want === "boolean") await page.setChecked("#" + name, want, { timeout: 10000 });
       else await page.fill("#" + name, String(want), { timeout: 10000 });   // a range input: sets it, fires input
       await page.waitForFunction(([n, v]) => window.vtbAvatar.state().settings[n] === v, [name, want], { timeout: 10000 });
+      // and the bridge's answer (the panel's line under the sliders: "" when set and saved)
+      await page.waitForFunction(() => document.getElementById("settings_state").textContent !== "saving...", null,
+                                 { timeout: 10000 });
       out({ set: name, value: want, state: await page.evaluate(() => window.vtbAvatar.state()),
+            panel_state: await page.textContent("#settings_state"),
             shown: await page.evaluate((n) => { const el = document.getElementById(n);
               return el.type === "checkbox" ? el.checked : el.value; }, name) });
     }
@@ -106,7 +112,11 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
       }));
       const file = path.join(outDir, name + ".png");
       await page.screenshot({ path: file, omitBackground: alpha });
-      out({ shot: name, file, state: await page.evaluate(() => window.vtbAvatar.state()) });
+      out({ shot: name, file, state: await page.evaluate(() => window.vtbAvatar.state()),
+            panel: await page.evaluate(() => {          // where the panel is on the screen, if shown
+              const r = document.getElementById("panel").getBoundingClientRect();
+              return r.width && r.height ? [r.left, r.top, r.right, r.bottom] : null;
+            }) });
     }
     out({ done: true });
   } finally {
