@@ -99,20 +99,26 @@ class StageHealth:
 
 class DiagnosticsPublisher:
     """Publishes the stages' status on /diagnostics every `period_s` from the node's timer.
-    `values()` returns extra key/values (strings) added to every stage's status."""
+    `values()` returns extra key/values (strings) added to every stage's status; `state()`, when
+    it returns (level, message) rather than None, says that instead of the stages' own level and
+    message (a lifecycle node that is not active: its state, not "no input")."""
 
-    def __init__(self, node, stages, values=None, hardware_id: str = "vtb", period_s: float = 1.0):
+    def __init__(self, node, stages, values=None, hardware_id: str = "vtb", period_s: float = 1.0, state=None):
         from diagnostic_msgs.msg import DiagnosticArray
         self.node, self.stages, self.values, self.hardware_id = node, list(stages), values, hardware_id
+        self.state = state
         self.pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.timer = node.create_timer(period_s, self.publish)
 
     def statuses(self):
         from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
         extra = self.values() if self.values else {}
+        instead = self.state() if self.state else None
         out = []
         for stage in self.stages:
             level, message, values = stage.status()
+            if instead is not None:
+                level, message = instead
             out.append(DiagnosticStatus(
                 level=bytes([level]), name=f"{self.node.get_name()}: {stage.name}", message=message,
                 hardware_id=self.hardware_id,

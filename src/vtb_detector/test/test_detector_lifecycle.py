@@ -1,6 +1,7 @@
 """detector_lifecycle_node in its own process, driven over its lifecycle services as a system
 manager (or `ros2 lifecycle set`) would: unconfigured -> configure -> activate: FaceArrays;
 deactivate: none; activate again: FaceArrays; cleanup; shutdown: the process exits 0."""
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from lifecycle_msgs.msg import State, Transition
 from lifecycle_msgs.srv import ChangeState, GetState
 from sensor_msgs.msg import Image
@@ -37,6 +38,11 @@ def test_lifecycle_transitions_over_the_services(ros, start_node, astronaut_rgb)
     assert pub.get_subscription_count() == 0, "unconfigured: not subscribed"
     assert change(Transition.TRANSITION_CONFIGURE) and state() == State.PRIMARY_STATE_INACTIVE
     assert "configured: models loaded" in proc.output()
+    said = []
+    ros.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                 lambda m: said.extend(s for s in m.status if s.name.startswith("vtb_detector")), 10)
+    ros.spin_until(lambda: said, timeout=10, what="the detector's /diagnostics")
+    assert said[-1].message == "inactive: configured, waiting for activate", said[-1]
     assert faces_while_sending(1.0) == [], "inactive: no output"
 
     assert change(Transition.TRANSITION_ACTIVATE) and state() == State.PRIMARY_STATE_ACTIVE
@@ -58,6 +64,43 @@ def test_lifecycle_transitions_over_the_services(ros, start_node, astronaut_rgb)
     assert change(Transition.TRANSITION_UNCONFIGURED_SHUTDOWN)
     assert proc.proc.wait(timeout=10) == 0, proc.output()
     assert "Traceback" not in proc.output()
+
+
+def test_diagnostics_say_the_lifecycle_state_and_a_failed_configure_says_why(ros, start_process, tmp_path):
+    """/diagnostics of a managed detector that is not active say its state (before: WARN "no
+    input" or nothing), and a configure that fails (no models here) is logged at ERROR with the
+    reason, where `ros2 lifecycle set` users look (it prints only "Transitioning failed"), and
+    is the diagnostics' ERROR message; with the models there, configure then activate works."""
+    import os
+    from ament_index_python.packages import get_package_prefix
+    exe = f"{get_package_prefix('vtb_detector')}/lib/vtb_detector/detector_lifecycle_node"
+    empty = tmp_path / "no_models"
+    empty.mkdir()
+    proc = start_process([exe, "--ros-args", "-r", "image:=/vtlc4/image"], name="detector_lifecycle_node",
+                         env={**os.environ, "VTB_MODELS_DIR": str(empty)})
+    said = []
+    ros.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                 lambda m: said.extend(s for s in m.status if s.name.startswith("vtb_detector")), 10)
+
+    def latest():
+        said.clear()
+        ros.spin_until(lambda: said, timeout=10, what="the detector's /diagnostics")
+        return said[-1]
+
+    def change(transition):
+        return ros.call(ChangeState, f"{NODE}/change_state",
+                        ChangeState.Request(transition=Transition(id=transition)), timeout=60).success
+
+    status = latest()
+    assert status.level == DiagnosticStatus.OK and status.message == "unconfigured: waiting for configure", status
+    assert not change(Transition.TRANSITION_CONFIGURE), "no models: configure fails"
+    ros.spin_until(lambda: "configure failed" in proc.output(), timeout=5, what="the reason in the log")
+    line = next(line for line in proc.output().splitlines() if "configure failed" in line)
+    assert "[ERROR]" in line and "models fetch" in line, line
+    status = latest()
+    assert status.level == DiagnosticStatus.ERROR and status.message.startswith("unconfigured: configure failed: ")
+    assert "models fetch" in status.message, status.message
+    assert proc.stop() == 0
 
 
 def test_shutdown_from_active_exits_cleanly(ros, start_node):

@@ -31,7 +31,7 @@ from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
-from vtb_common.diagnostics import DiagnosticsPublisher, StageHealth
+from vtb_common.diagnostics import ERROR, OK, DiagnosticsPublisher, StageHealth
 from vtb_common.node_main import run_node
 from vtb_common.parameters import any_value, declare_parameters, in_range, one_of
 from vtb_msgs.msg import Face, FaceArray
@@ -167,7 +167,9 @@ class DetectorCore:
         self._times = deque(maxlen=300)
         # latency: arrival to publication (the slot's wait included)
         self.health = StageHealth("perception", latency_warn_s=0.15)
-        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values)
+        self.lifecycle_state, self.lifecycle_error = None, None   # the managed node's, for /diagnostics
+        self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values,
+                                                state=self._lifecycle_status)
 
     def _load(self):
         self.pipeline = make_pipeline(self.params, self.get_logger())
@@ -306,6 +308,16 @@ class DetectorCore:
             if self.debug_pub is not None and self.debug_pub.get_subscription_count() > 0:
                 self.debug_pub.publish(rgb_to_image(Image, draw_faces(rgb, faces), msg.header))
 
+    def _lifecycle_status(self):
+        """What /diagnostics says of a managed node that is not active: its state, ERROR with the
+        reason after a failed configure; None (the stage's own status) when active or unmanaged."""
+        if self.lifecycle_state in (None, "active"):
+            return None
+        if self.lifecycle_error:
+            return ERROR, f"{self.lifecycle_state}: configure failed: {self.lifecycle_error}"
+        waiting = {"unconfigured": "waiting for configure", "inactive": "configured, waiting for activate"}
+        return OK, f"{self.lifecycle_state}: {waiting.get(self.lifecycle_state, '')}".rstrip(": ")
+
     def _diagnostic_values(self) -> dict:
         times = np.array(self._times) if self._times else np.zeros(1)
         pipeline = self.pipeline
@@ -336,34 +348,42 @@ class LifecycleDetectorNode(DetectorCore, LifecycleNode):
     def __init__(self, **kwargs):
         LifecycleNode.__init__(self, "vtb_detector", **kwargs)
         self._declare()
+        self.lifecycle_state = "unconfigured"
         self.finished = False   # run_node ends the run once shut down
 
     def on_configure(self, state):
         try:
             self._load()
         except Exception as e:   # a missing or corrupt model, a refused option: stays unconfigured, says why
+            # at ERROR in the node's log (ros2 lifecycle set itself only prints "Transitioning failed")
             self.get_logger().error(f"configure failed: {e}")
+            self.lifecycle_error = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
             self._release()
             return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state, self.lifecycle_error = "inactive", None
         self.get_logger().info("configured: models loaded")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state):
         self._start()
+        self.lifecycle_state = "active"
         self.get_logger().info("active: subscribed")
         return super().on_activate(state)
 
     def on_deactivate(self, state):
         self._stop()
+        self.lifecycle_state = "inactive"
         self.get_logger().info("inactive: unsubscribed, worker stopped")
         return super().on_deactivate(state)
 
     def on_cleanup(self, state):
         self._release()
+        self.lifecycle_state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state):
         self._release()
+        self.lifecycle_state = "finalized"
         self.finished = True
         return TransitionCallbackReturn.SUCCESS
 
