@@ -85,6 +85,8 @@ def test_a_signal_while_spinning_only_asks_the_loop_to_stop():
     ("vtb_detector", "detector_node", "landmark_model:=nope", "landmark_model: must be one of"),
     ("vtb_pose", "pose_node", "filter_min_cutoff:=-1.0", "filter_min_cutoff"),
     ("vtb_gaze", "gaze_node", "max_faces:=0", "max_faces: must be >= 1"),
+    # in range alone, but above blink_open_threshold (0.35): the two checked together, as on a set
+    ("vtb_gaze", "gaze_node", "blink_close_threshold:=0.9", "must be below blink_open_threshold"),
     ("vtb_bridge", "bridge_node", "vmc_port:=70000", "vmc_port: must be <= 65535"),
 ])
 def test_a_bad_value_at_start_is_one_line_and_exit_3(start_node, pkg, exe, param, said):

@@ -30,13 +30,15 @@ class ParameterError(ValueError):
 
 
 def declare_parameters(node, parameters, live: dict[str, Check], apply, read_only_reason="fixed at start",
-                       start_checks: dict[str, Check] | None = None) -> dict:
+                       start_checks: dict[str, Check] | None = None,
+                       together: "Callable[[dict], str | None] | None" = None) -> dict:
     """Declare (name, default, description) `parameters` on `node`; returns {name: value},
     a dict kept up to date with every accepted set. `apply(values, changed)` is called with
     the values after a set and the set of changed names, before they are stored; it returns
     None to accept or a reason to refuse. `read_only_reason` may be a dict {name: reason}.
     The values given at start pass the live checks and `start_checks` (read-only ones) or
-    ParameterError is raised, naming every bad one."""
+    ParameterError is raised, naming every bad one. `together(values)` checks values against
+    each other (a close threshold below an open one), at start and on every set, the same way."""
     unknown = set(live) - {name for name, _, _ in parameters}
     assert not unknown, f"live parameters not declared: {unknown}"
     for name, default, description in parameters:
@@ -51,6 +53,8 @@ def declare_parameters(node, parameters, live: dict[str, Check], apply, read_onl
     values = {name: node.get_parameter(name).value for name, _, _ in parameters}
     checks = {**live, **(start_checks or {})}
     bad = [f"{name}: {reason}" for name, check in checks.items() if (reason := check(values[name]))]
+    if not bad and together is not None and (reason := together(values)):
+        bad.append(reason)
     if bad:
         raise ParameterError("; ".join(bad))
 
@@ -71,7 +75,7 @@ def declare_parameters(node, parameters, live: dict[str, Check], apply, read_onl
             changed.add(p.name)
         if changed:
             try:
-                reason = apply(new, changed)
+                reason = (together(new) if together is not None else None) or apply(new, changed)
             except ValueError as e:
                 reason = str(e)
             if reason:

@@ -83,10 +83,18 @@ def _point(v) -> Point:
     return Point(x=float(v[0]), y=float(v[1]), z=float(v[2]))
 
 
+def thresholds_in_order(p: dict):
+    """The blink hysteresis needs close < open: checked at start and on every set."""
+    if not p["blink_close_threshold"] < p["blink_open_threshold"]:
+        return (f"blink_close_threshold ({p['blink_close_threshold']}) must be below blink_open_threshold "
+                f"({p['blink_open_threshold']})")
+    return None
+
+
 class GazeNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vtb_gaze", **kwargs)
-        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters)
+        p = declare_parameters(self, PARAMETERS, LIVE, self._apply_parameters, together=thresholds_in_order)
         self.get_logger().info("parameters: " + ", ".join(f"{k}={v!r}" for k, v in p.items()))
         self.p = p
         # the face the pose node's estimator uses: the eyeballs sit in the frame it defines
@@ -118,9 +126,6 @@ class GazeNode(Node):
 
     def _apply_parameters(self, p: dict, changed: set):
         """A parameter set (the executor's thread, as the callbacks): see LIVE."""
-        if not p["blink_close_threshold"] < p["blink_open_threshold"]:
-            return (f"blink_close_threshold ({p['blink_close_threshold']}) must be below blink_open_threshold "
-                    f"({p['blink_open_threshold']})")
         if "interpupillary_distance_m" in changed:
             self.model = load_metric_face(p["interpupillary_distance_m"])
         if changed & GAZE_PARAMETERS:
