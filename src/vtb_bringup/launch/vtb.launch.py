@@ -17,7 +17,7 @@ from vtb_bringup import graph
 LAUNCH_ARGUMENTS = [
     ("camera", "", "video device to start a camera driver on (e.g. /dev/video0); empty: no driver"),
     ("camera_driver", "v4l2_camera", "camera driver package: v4l2_camera or usb_cam"),
-    ("rviz", "false", "start RViz with vtb_bringup's rviz/vtb.rviz"),
+    ("rviz", "false", "start RViz with vtb_viz's rviz/vtb.rviz (the vtb_viz package and rviz2 installed)"),
     ("use_lifecycle", "false", "start the detector as a managed (lifecycle) node, unconfigured: a system manager "
                                "or `ros2 lifecycle set` configures (loads the models) and activates it"),
 ]
@@ -62,8 +62,14 @@ def _launch_setup(context):
                             parameters=[{device_param: values["camera"], frame_param: CAMERA_FRAME,
                                          "use_sim_time": graph.as_bool(values["use_sim_time"])}]))
     if graph.as_bool(values["rviz"]):
-        from ament_index_python.packages import get_package_share_directory
-        rviz_config = f"{get_package_share_directory('vtb_bringup')}/rviz/vtb.rviz"
+        # the view lives in vtb_viz (it depends on rviz2), so robots need not install RViz
+        from ament_index_python.packages import PackageNotFoundError, get_package_share_directory
+        try:
+            rviz_config = f"{get_package_share_directory('vtb_viz')}/rviz/vtb.rviz"
+        except PackageNotFoundError:
+            raise RuntimeError("rviz:=true needs the vtb_viz package and rviz2: build vtb_viz with the workspace "
+                               "and install rviz2 (rosdep install --from-paths src --ignore-src, or apt install "
+                               "ros-$ROS_DISTRO-rviz2)") from None
         actions.append(Node(package="rviz2", executable="rviz2", arguments=["-d", rviz_config], output="screen"))
     return actions
 

@@ -238,7 +238,7 @@ def test_rosdep_skips_only_declared_optional_keys():
                 skipped.update(value.split())
     # skipping a key no package.xml declares does nothing: a typo or a stale line
     assert skipped <= ALL_DECLARED, f"--skip-keys names undeclared keys: {sorted(skipped - ALL_DECLARED)}"
-    # rviz2 is declared (the launch file starts it with rviz:=true) and optional in the image
+    # rviz2 is declared (by vtb_viz: the launch file starts it with rviz:=true) and optional in the image
     assert "rviz2" in ALL_DECLARED and skipped == {"rviz2"}
     assert "WITH_RVIZ" in arg_defaults() and arg_defaults()["WITH_RVIZ"] == "false"
     assert re.search(r'if \[ "\$WITH_RVIZ" = true \]; then skip_keys=""; fi', run), \
@@ -251,7 +251,13 @@ def test_camera_driver_and_launch_dependencies_are_declared():
     # the launch file's default camera driver, launch itself and the ros2 launch command
     default_driver = dict((n, d) for n, d, _ in literal_list(ROOT / "src/vtb_bringup/launch/vtb.launch.py",
                                                               "LAUNCH_ARGUMENTS"))["camera_driver"]
-    assert {default_driver, "launch", "launch_ros", "ros2launch", "rviz2"} <= bringup
+    assert {default_driver, "launch", "launch_ros", "ros2launch"} <= bringup
+    # RViz is optional: only vtb_viz (the view rviz:=true opens) depends on it, not what a robot runs
+    assert "rviz2" not in bringup
+    assert {"rviz2", "vtb_bringup"} <= declared_keys(ROOT / "src" / "vtb_viz" / "package.xml")
+    for package_xml in PACKAGE_XMLS:
+        if package_xml.parent.name != "vtb_viz":
+            assert "rviz2" not in declared_keys(package_xml), package_xml
     detector = declared_keys(ROOT / "src" / "vtb_detector" / "package.xml")
     assert "cv_bridge" in detector
     assert {"tf2_ros"} <= declared_keys(ROOT / "src" / "vtb_pose" / "package.xml")

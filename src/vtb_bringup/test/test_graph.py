@@ -115,9 +115,25 @@ def test_launch_file_adds_a_camera_driver_and_rviz(launch_api, monkeypatch):
     detector = by_package["vtb_detector"]
     assert ("image", "/camera/image_raw") in detector["remappings"], "the detector reads the driver's images"
     assert ("camera_info", "/camera/camera_info") in by_package["vtb_pose"]["remappings"]
-    assert by_package["rviz2"]["arguments"] == ["-d", "/share/vtb_bringup/rviz/vtb.rviz"]
+    assert by_package["rviz2"]["arguments"] == ["-d", "/share/vtb_viz/rviz/vtb.rviz"]
     with pytest.raises(RuntimeError, match="camera_driver"):
         launch_nodes(launch, {"camera": "/dev/video0", "camera_driver": "gstreamer"})
+
+
+def test_rviz_without_vtb_viz_says_what_to_install(launch_api, monkeypatch):
+    """The view is in vtb_viz (rviz2 is its dependency, not vtb_bringup's): rviz:=true on a
+    machine without it names what is missing."""
+    from ament_index_python.packages import PackageNotFoundError
+    launch = load_launch_file()
+
+    def share(pkg):
+        raise PackageNotFoundError(pkg)
+    monkeypatch.setitem(sys.modules, "ament_index_python.packages",
+                        types.SimpleNamespace(get_package_share_directory=share,
+                                              PackageNotFoundError=PackageNotFoundError))
+    with pytest.raises(RuntimeError, match="rviz:=true needs the vtb_viz package and rviz2"):
+        launch_nodes(launch, {"rviz": "true"})
+    assert not [n for n in launch_nodes(launch, {}) if n.kwargs["package"] == "rviz2"]
 
 
 def test_graph_arguments_change_the_graph_and_bad_ones_are_named(tmp_path):

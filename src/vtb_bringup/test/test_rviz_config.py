@@ -1,4 +1,4 @@
-"""rviz/vtb.rviz, the RViz2 config `ros2 launch vtb_bringup vtb.launch.py rviz:=true` opens, checked
+"""vtb_viz's rviz/vtb.rviz, the RViz2 config `ros2 launch vtb_bringup vtb.launch.py rviz:=true` opens, checked
 against the graph without rviz2 or ROS: every display is one rviz_default_plugins has, every topic
 it subscribes to is published by a node of the graph with the message type the display reads and
 a QoS it can receive, and its fixed frame is the camera frame the launch file gives the driver.
@@ -23,7 +23,8 @@ from vtb_bringup import graph
 
 PACKAGE = Path(__file__).resolve().parents[1]     # src/vtb_bringup
 SRC = PACKAGE.parent                               # src
-RVIZ = PACKAGE / "rviz" / "vtb.rviz"
+VIZ = SRC / "vtb_viz"                              # the view: a package of its own (rviz2)
+RVIZ = VIZ / "rviz" / "vtb.rviz"
 
 # rviz_default_plugins' displays (Jazzy, plugins_description.xml) -> the message type each reads
 # (None: no topic of its own; TF reads /tf and /tf_static)
@@ -204,7 +205,7 @@ def test_the_source_reading_finds_the_graphs_known_outputs():
 
 
 def test_installed_where_the_launch_file_looks():
-    tree = ast.parse((PACKAGE / "setup.py").read_text())
+    tree = ast.parse((VIZ / "setup.py").read_text())
     names = {n.targets[0].id: n.value.value for n in tree.body
              if isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant)}
 
@@ -221,9 +222,10 @@ def test_installed_where_the_launch_file_looks():
         if isinstance(node, ast.Tuple) and len(node.elts) == 2 and isinstance(node.elts[1], ast.Call) \
                 and getattr(node.elts[1].func, "id", "") == "glob":
             installs[text(node.elts[0])] = node.elts[1].args[0].value
-    assert "share/vtb_bringup/rviz" in installs, installs
-    assert fnmatch(str(RVIZ.relative_to(PACKAGE)), installs["share/vtb_bringup/rviz"])
-    assert "/rviz/vtb.rviz" in (PACKAGE / "launch" / "vtb.launch.py").read_text()
+    assert "share/vtb_viz/rviz" in installs, installs
+    assert fnmatch(str(RVIZ.relative_to(VIZ)), installs["share/vtb_viz/rviz"])
+    launch = (PACKAGE / "launch" / "vtb.launch.py").read_text()
+    assert "get_package_share_directory('vtb_viz')}/rviz/vtb.rviz" in launch
 
 
 def test_a_real_rviz2_config():
