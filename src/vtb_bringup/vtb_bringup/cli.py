@@ -240,6 +240,7 @@ def cmd_bench(args) -> int:
     elif args.what == "soak":
         from .soak import format_table, run_soak
         result = run_soak(minutes=args.minutes, sample_every=args.sample_every, in_process=args.in_process,
+                          processes=args.processes,
                           echo=lambda m: print(m, file=sys.stderr))
     elif args.what == "graph":
         from .graph_bench import format_table, run_graph_bench
@@ -458,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sample-every", type=float, default=10.0, help=argparse.SUPPRESS)  # soak: for the tests
     p.add_argument("--in-process", action="store_true",
                    help="soak: the graph plays the clip itself, as `vtb run --clip --loop` (default: fed over DDS)")
+    p.add_argument("--processes", action="store_true",
+                   help="soak: one process per node, as `ros2 launch` starts them (default: `vtb run`, one process)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.set_defaults(func=cmd_bench, needs_models=True)
 

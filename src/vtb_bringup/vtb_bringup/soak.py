@@ -206,11 +206,14 @@ def verdict(samples: list[dict], latency: list[tuple], warmup: float) -> dict:
 
 
 def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup: float | None = None,
-             rate: float = 30.0, size=VGA, frames: int = 60, in_process: bool = False, echo=print) -> dict:
+             rate: float = 30.0, size=VGA, frames: int = 60, in_process: bool = False, processes: bool = False,
+             echo=print) -> dict:
     """The graph for `minutes` (after it answers its first frame), sampled every `sample_every` s.
     `warmup`: seconds left out of the verdict (default one minute, or a fifth of a shorter soak).
     `in_process`: the graph plays the clip itself, as a user runs it (`vtb run --clip --loop`,
-    its 150 frames at 30 fps VGA); this process then only listens."""
+    its 150 frames at 30 fps VGA); this process then only listens. `processes`: one process per
+    node, as `ros2 launch` starts them (vtb_bringup.process_graph), fed over DDS; the CPU and
+    memory are then the sum over the node processes."""
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
@@ -241,12 +244,19 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     source = ["--clip", "--loop", "--frames", str(CLIP_FRAMES)] if in_process else []
     cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", *source, "--outputs", "server", "--stats-every", "0",
            "--config", str(soak_config(Path(tmp.name), port))]
+    if processes:
+        if in_process:
+            raise ValueError("processes: the nodes are fed over DDS (in_process plays the clip inside vtb run)")
+        cmd = [sys.executable, "-m", "vtb_bringup.process_graph", "--outputs", "server",
+               "--config", str(soak_config(Path(tmp.name), port))]
     page = PageClient(f"http://127.0.0.1:{port}")
     log = open(log_path, "w")
     # its own session: a Ctrl-C at the terminal reaches this process, which then stops the graph
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     alive = lambda: proc.poll() is None
     graph_command = "vtb run " + " ".join(source + ["--outputs", "server"])
+    if processes:
+        graph_command = "one process per node (as ros2 launch), --outputs server"
 
     def output() -> str:
         return log_path.read_text(errors="replace")[-3000:]
@@ -305,7 +315,7 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
         rclpy.try_shutdown(context=context)
     latency = sorted(((k - t0_ns) / 1e9, ms) for k, ms in cam.latency_ms.items())   # by image stamp
     return {"minutes": minutes, "sample_every_s": sample_every, "warmup_s": warmup,
-            "graph_command": f"{graph_command} (one process), a page client connected",
+            "graph_command": f"{graph_command}{'' if processes else ' (one process)'}, a page client connected",
             "camera": {"rate_fps": rate, "size": list(size), "frames_cycled": len(cycle) or frames, "sent": sent,
                        "played_by": "the graph's process" if in_process else "the soak's process",
                        "late_sends": cam.late},
