@@ -105,8 +105,10 @@ def test_launch_arguments_are_the_runner_options():
 
 def test_launch_file_adds_a_camera_driver_and_rviz(launch_api, monkeypatch):
     launch = load_launch_file()
+    from ament_index_python.packages import PackageNotFoundError
     monkeypatch.setitem(sys.modules, "ament_index_python.packages",
-                        types.SimpleNamespace(get_package_share_directory=lambda pkg: f"/share/{pkg}"))
+                        types.SimpleNamespace(get_package_share_directory=lambda pkg: f"/share/{pkg}",
+                                              PackageNotFoundError=PackageNotFoundError))
     nodes = launch_nodes(launch, {"camera": "/dev/video2", "camera_driver": "usb_cam", "rviz": "true"})
     by_package = {n.kwargs["package"]: n.kwargs for n in nodes}
     cam = by_package["usb_cam"]
