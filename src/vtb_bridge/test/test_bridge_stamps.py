@@ -51,6 +51,8 @@ def test_a_late_part_goes_out_with_the_next_image_that_lacks_its_own():
     assert [header_source(e) for _, e in sent] == ["pose1", "pose2", "pose3", "pose4"], \
         "a held part never gives the image its header: the image's own stamp goes out"
     assert m.late == 0 and m.held["face_state"][0] == frame(4)
+    assert m.stats() == {"images": 4, "late_parts_carried": 3, "late_parts_dropped": 0,
+                         "images_without": {"faces": 4, "head_poses": 0, "gaze": 4, "face_state": 1}}
     # two late ones before the next image: the newer wins, the older is counted
     m.add(frame(3), "gaze", "gaze-old", now=5.0)
     m.add(frame(4), "gaze", "gaze-new", now=5.0)

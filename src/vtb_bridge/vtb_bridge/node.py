@@ -375,6 +375,10 @@ class BridgeNode(Node):
                       gaze=(gaze.combined_yaw_deg, gaze.combined_pitch_deg) if gaze else None,
                       state=fields, blendshapes=shapes)
 
+    def run_stats(self) -> dict:
+        """For `./vtb run --stats-json`: what became of the perception parts (part_matcher)."""
+        return self.matcher.stats()
+
     def _diagnostic_values(self) -> dict:
         values = {f"rejected {k}": str(v) for k, v in self.rejected.items()}
         for out in self.outputs:

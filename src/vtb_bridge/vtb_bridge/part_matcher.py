@@ -27,6 +27,9 @@ class PartMatcher:
         self._done = OrderedDict()    # keys handed out, oldest first
         self.held = {}                # part -> (key, msg): came after its image went out
         self.late = 0                 # parts dropped: replaced by a newer one, or too old
+        self.carried = 0              # late parts that went out with a later image
+        self.images = 0               # images handed out
+        self.without = {p: 0 for p in self.parts}   # images out with no part of that kind, own or held
 
     def add(self, key, part, msg, now: float):
         if key in self._done:
@@ -60,7 +63,18 @@ class PartMatcher:
                 self.late += 1        # this image has its own (newer), or it is too old
             else:
                 entry.setdefault("held", {})[part] = msg
+                self.carried += 1
+        self.images += 1
+        for part in self.parts:
+            if part_of(entry, part) is None:
+                self.without[part] += 1
         return entry
+
+    def stats(self) -> dict:
+        """What became of the parts: images out, late parts carried by a later image, dropped
+        (late), and images that went out with no part of a kind (neither own nor held)."""
+        return {"images": self.images, "late_parts_carried": self.carried, "late_parts_dropped": self.late,
+                "images_without": dict(self.without)}
 
 
 def stamp_seconds(key) -> float:

@@ -37,6 +37,7 @@ def test_bench_cpu_measures_vtb_run_and_mediapipe_on_the_same_video(clip_video):
     assert set(vtb["stages"]) == {"faces", "head_poses", "gaze", "face_state", "avatar_parameters"}
     text = format_table(r)
     assert "ratio vtb / MediaPipe" in text and "MediaPipe 0.10.21 Face Landmarker" in text and "goals:" in text
+    assert "vtb's inputs: detector processed" in text and "parts late for their own image" in text
     json.dumps(r)
 
 
@@ -51,3 +52,11 @@ def test_vtb_run_writes_its_stats_json(tmp_path, clip_video):
     assert s["avatar_frames"] > 0 and 0 < s["cpu_s"] and 2.5 < s["wall_s"] < 10
     assert s["topics"]["avatar_parameters"]["count"] == s["avatar_frames"]
     assert np.isfinite(s["topics"]["faces"]["from_image_ms_p99"])
+    # what the nodes did with their inputs: every image the detector got is processed or dropped;
+    # every image the bridge handled is counted, and what became of the late parts
+    det, bridge = s["nodes"]["vtb_detector"], s["nodes"]["vtb_bridge"]
+    in_flight = det["received"] - (det["processed"] + det["dropped"] + det["rejected"])
+    assert 0 <= in_flight <= 2 and det["processed"] > 0
+    assert bridge["images"] >= det["processed"] - 3 and set(bridge["images_without"]) == \
+        {"faces", "head_poses", "gaze", "face_state"}
+    assert bridge["late_parts_carried"] >= 0 and bridge["late_parts_dropped"] >= 0

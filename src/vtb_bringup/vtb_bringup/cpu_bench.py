@@ -56,7 +56,8 @@ def run_vtb(video: Path, seconds: float, echo=print) -> dict:
             "cpu_s": s["cpu_s"], "wall_s": s["wall_s"], "process_s": round(time.monotonic() - t0, 1),
             "cpu_ms_per_frame": 1e3 * s["cpu_s"] / max(frames, 1), "frames_per_s": frames / s["wall_s"],
             "latency_ms": {"p50": avatar["from_image_ms_p50"], "p99": avatar["from_image_ms_p99"]},
-            "stages": {t: {"node": v["node"], "stage_ms_p50": v["stage_ms_p50"]} for t, v in s["topics"].items()}}
+            "stages": {t: {"node": v["node"], "stage_ms_p50": v["stage_ms_p50"]} for t, v in s["topics"].items()},
+            "nodes": s.get("nodes", {})}
 
 
 def run_mediapipe(video: Path, seconds: float, echo=print) -> dict:
@@ -138,6 +139,16 @@ def format_table(r: dict) -> str:
         lines.append(f"ratio vtb / MediaPipe: {r['ratio']:.2f} (CPU ms per frame)")
     lines.append("vtb's stages (median ms from the previous topic): " + ", ".join(
         f"{t} ({s['node']}) {s['stage_ms_p50']:.1f}" for t, s in v["stages"].items() if s["stage_ms_p50"] is not None))
+    det, bridge = v.get("nodes", {}).get("vtb_detector"), v.get("nodes", {}).get("vtb_bridge")
+    if det and bridge:
+        late = bridge["late_parts_carried"] + bridge["late_parts_dropped"]
+        lines.append(f"vtb's inputs: detector processed {det['processed']} of {det['received']} images "
+                     f"({det['dropped']} dropped: a newer one came while it was busy); bridge: "
+                     f"{bridge['images']} images, {late} parts late for their own image, "
+                     f"{bridge['late_parts_carried']} of them carried by the next one, "
+                     f"{bridge['late_parts_dropped']} dropped (a newer one of their kind came), images without a "
+                     f"face state {bridge['images_without']['face_state']}, without gaze "
+                     f"{bridge['images_without']['gaze']}")
     lines.append("goals: " + "; ".join(f"{k}: {'-' if g is None else ('reached' if g['reached'] else 'NOT reached')}"
                                        f"{'' if g is None else ' (' + str(g['value']) + ')'}"
                                        for k, g in r["goals"].items()))

@@ -318,6 +318,8 @@ def run(arguments: dict, source: Source | None = None, loop: bool = False, execu
             Path(stats_json).write_text(json.dumps(
                 {"topics": monitor.summary(), "cpu_s": cpu_s, "wall_s": wall_s,
                  "avatar_frames": monitor.counts["avatar_parameters"],
+                 # what the nodes did with their inputs (detector: dropped images; bridge: late parts)
+                 "nodes": {n.get_name(): n.run_stats() for n in runner.nodes if hasattr(n, "run_stats")},
                  "images": monitor.counts.get("faces", 0)}, indent=2) + "\n")
         return code
     except KeyboardInterrupt:

@@ -318,6 +318,11 @@ class DetectorCore:
         waiting = {"unconfigured": "waiting for configure", "inactive": "configured, waiting for activate"}
         return OK, f"{self.lifecycle_state}: {waiting.get(self.lifecycle_state, '')}".rstrip(": ")
 
+    def run_stats(self) -> dict:
+        """For `./vtb run --stats-json`: images received, processed, dropped (a newer one came
+        while the worker was busy), rejected."""
+        return dict(self.counts)
+
     def _diagnostic_values(self) -> dict:
         times = np.array(self._times) if self._times else np.zeros(1)
         pipeline = self.pipeline
