@@ -38,6 +38,7 @@ def test_bench_cpu_measures_vtb_run_and_mediapipe_on_the_same_video(clip_video):
     text = format_table(r)
     assert "ratio vtb / MediaPipe" in text and "MediaPipe 0.10.21 Face Landmarker" in text and "goals:" in text
     assert "vtb's inputs: detector processed" in text and "parts late for their own image" in text
+    assert "detector per image (mean ms): image" in text
     json.dumps(r)
 
 
@@ -57,6 +58,9 @@ def test_vtb_run_writes_its_stats_json(tmp_path, clip_video):
     det, bridge = s["nodes"]["vtb_detector"], s["nodes"]["vtb_bridge"]
     in_flight = det["received"] - (det["processed"] + det["dropped"] + det["rejected"])
     assert 0 <= in_flight <= 2 and det["processed"] > 0
+    ms = det["ms_per_image"]   # where the detector's time goes
+    assert set(ms) == {"image", "detect", "crop", "landmarks", "iris", "total"}
+    assert 0 < ms["landmarks"] < ms["total"] and ms["detect"] > 0 and ms["image"] > 0
     assert bridge["images"] >= det["processed"] - 3 and set(bridge["images_without"]) == \
         {"faces", "head_poses", "gaze", "face_state"}
     assert bridge["late_parts_carried"] >= 0 and bridge["late_parts_dropped"] >= 0

@@ -149,6 +149,11 @@ def format_table(r: dict) -> str:
                      f"{bridge['late_parts_dropped']} dropped (a newer one of their kind came), images without a "
                      f"face state {bridge['images_without']['face_state']}, without gaze "
                      f"{bridge['images_without']['gaze']}")
+        ms = det.get("ms_per_image") or {}
+        if ms:
+            lines.append("detector per image (mean ms): " + ", ".join(
+                f"{k} {v:.1f}" for k, v in ms.items()) + " (detect: the detector model, on the frames it runs; "
+                "total: the pipeline, image conversion apart)")
     lines.append("goals: " + "; ".join(f"{k}: {'-' if g is None else ('reached' if g['reached'] else 'NOT reached')}"
                                        f"{'' if g is None else ' (' + str(g['value']) + ')'}"
                                        for k, g in r["goals"].items()))
