@@ -240,7 +240,7 @@ class GazeNode(Node):
                 transforms.append(make_transform(faces.header.stamp, faces.header.frame_id,
                                                  face_frame("gaze_", face.id),
                                                  gaze_frame_rotation(g.direction, rotation), g.origin))
-            if self.marker_pub is not None:
+            if markers_lib.wanted(self.marker_pub):
                 markers += self.arrows(faces.header, face.id, g)
         self.forget({f.id for f in crowd})
         self.state_pub.publish(states)

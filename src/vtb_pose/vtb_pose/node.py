@@ -241,7 +241,7 @@ class PoseNode(Node):
         child = face_frame(self.p["frame_prefix"], face.id)
         if self.tf is not None:
             transforms.append(make_transform(msg.header.stamp, msg.header.frame_id, child, rotation, position))
-        if self.marker_pub is not None:
+        if markers_lib.wanted(self.marker_pub):
             markers += self.face_markers(msg.header.stamp, child, face_token(face.id))
         return pose
 
