@@ -11,7 +11,6 @@ and SIGTERM go to every node; it ends when they have, with the first non-zero ex
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import subprocess
 import sys

@@ -214,6 +214,8 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     its 150 frames at 30 fps VGA); this process then only listens. `processes`: one process per
     node, as `ros2 launch` starts them (vtb_bringup.process_graph), fed over DDS; the CPU and
     memory are then the sum over the node processes."""
+    if processes and in_process:
+        raise ValueError("processes: the nodes are fed over DDS (in_process plays the clip inside vtb run)")
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
@@ -242,21 +244,19 @@ def run_soak(minutes: float = 30.0, sample_every: float = SAMPLE_EVERY_S, warmup
     tmp = tempfile.TemporaryDirectory(prefix="vtb-soak-")
     log_path = Path(tmp.name) / "graph.log"
     source = ["--clip", "--loop", "--frames", str(CLIP_FRAMES)] if in_process else []
-    cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", *source, "--outputs", "server", "--stats-every", "0",
-           "--config", str(soak_config(Path(tmp.name), port))]
+    config = ["--config", str(soak_config(Path(tmp.name), port))]
     if processes:
-        if in_process:
-            raise ValueError("processes: the nodes are fed over DDS (in_process plays the clip inside vtb run)")
-        cmd = [sys.executable, "-m", "vtb_bringup.process_graph", "--outputs", "server",
-               "--config", str(soak_config(Path(tmp.name), port))]
+        cmd = [sys.executable, "-m", "vtb_bringup.process_graph", "--outputs", "server", *config]
+        graph_command = "one process per node (as ros2 launch), --outputs server"
+    else:
+        cmd = [sys.executable, "-m", "vtb_bringup.cli", "run", *source, "--outputs", "server", "--stats-every", "0",
+               *config]
+        graph_command = "vtb run " + " ".join(source + ["--outputs", "server"])
     page = PageClient(f"http://127.0.0.1:{port}")
     log = open(log_path, "w")
     # its own session: a Ctrl-C at the terminal reaches this process, which then stops the graph
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     alive = lambda: proc.poll() is None
-    graph_command = "vtb run " + " ".join(source + ["--outputs", "server"])
-    if processes:
-        graph_command = "one process per node (as ros2 launch), --outputs server"
 
     def output() -> str:
         return log_path.read_text(errors="replace")[-3000:]

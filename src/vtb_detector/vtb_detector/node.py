@@ -95,6 +95,8 @@ def retinaface_options(p: dict) -> dict:
 # build that fails refused with its reason); read-only: the subscription's topic and type
 PIPELINE_PARAMETERS = ("model", "detector_scale", "drop_levels", "anchor_stride", "score_threshold",
                        "landmark_model", "mirror_landmarks", "refine_iris", "backend", "provider", "threads")
+# the pipeline's timings (FacePipeline.timings) summed for run_stats
+PIPELINE_STAGES = ("detect", "crop", "landmarks", "iris", "total")
 TRACKING_PARAMETERS = ("max_faces", "redetect_every", "presence_threshold", "keep_id_frames", "redetect_threshold")
 
 
@@ -166,7 +168,7 @@ class DetectorCore:
         self.counts = {"received": 0, "processed": 0, "dropped": 0, "rejected": 0}
         self._times = deque(maxlen=300)
         # where a frame's time goes (ms, summed over the run): image conversion and each model stage
-        self.stage_ms = {k: 0.0 for k in ("image", "detect", "crop", "landmarks", "iris", "total")}
+        self.stage_ms = {k: 0.0 for k in ("image", *PIPELINE_STAGES)}
         # latency: arrival to publication (the slot's wait included)
         self.health = StageHealth("perception", latency_warn_s=0.15)
         self.lifecycle_state, self.lifecycle_error = None, None   # the managed node's, for /diagnostics
@@ -297,7 +299,7 @@ class DetectorCore:
         t = pipeline.timings
         self._times.append(t["total"])
         self.stage_ms["image"] += image_ms
-        for k in ("detect", "crop", "landmarks", "iris", "total"):
+        for k in PIPELINE_STAGES:
             self.stage_ms[k] += t.get(k, 0.0)
         out = FaceArray(header=msg.header, image_width=rgb.shape[1], image_height=rgb.shape[0])
         for f in faces:
