@@ -36,13 +36,27 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
     ros.spin_until(lambda: pub.get_subscription_count() > 0 and ros.node.count_publishers("/vtg/gaze") > 0
                    and ros.node.count_publishers("/vtg/head_poses") > 0, timeout=30, what="the three nodes")
 
-    sent = []
-    for i in range(10 * FRAMES):  # until FRAMES images were sent and 15 came back as faces
+    def send():
         msg = rgb_to_image(Image, frame)
         msg.header.stamp, msg.header.frame_id = ros.node.get_clock().now().to_msg(), "cam_optical"
-        sent.append((msg.header.stamp.sec, msg.header.stamp.nanosec))
         pub.publish(msg)
         ros.spin_for(1 / FPS)
+        return msg.header.stamp.sec, msg.header.stamp.nanosec
+
+    # warm up until the chain has carried a frame end to end: a publisher seen on the graph is not
+    # yet matched to every reader (a fresh-clone CI run lost the first 12 faces' gaze that way)
+    for _ in range(int(30 * FPS)):
+        send()
+        if gazes and states and poses:
+            break
+    assert gazes and states and poses, "no gaze, face state and pose came back in 30 s"
+    ros.spin_for(0.5)
+    for got in (gazes, states, tfs, faces, poses):
+        got.clear()
+
+    sent = []
+    for i in range(10 * FRAMES):  # until FRAMES images were sent and 15 came back as faces
+        sent.append(send())
         if i >= FRAMES and len(faces) >= 15:
             break
     ros.spin_for(1.0)
