@@ -194,6 +194,27 @@ def test_six_point_baseline_recovers_the_pose_of_its_own_model():
     assert angle_between(real.six_point_rotation(p68, k), truth) < 0.01
 
 
+
+def test_pose_jitter_on_still_frames_is_the_noise_not_the_turn():
+    """A head that holds still, shakes (+-20 degrees, 0.6 s a swing) for most of the clip, holds
+    still again (25 fps). Method a: noisy pose, smoothed through the shake; method b: steadier
+    when still, following the shake as it is. Over all frames the shake's own second differences
+    make b look worse; on the still frames, the same for both methods, b is the steadier."""
+    rng = np.random.default_rng(0)
+    t = np.arange(45)
+    yaw = np.concatenate([np.zeros(15), 20 * np.sin(2 * np.pi * t / 15), np.zeros(15)])
+    gentle = np.convolve(np.pad(yaw, 3, mode="edge"), np.ones(7) / 7, mode="valid")
+    a = np.column_stack([gentle + rng.normal(0, 0.3, len(yaw)), rng.normal(0, 0.3, (len(yaw), 2))])
+    b = np.column_stack([yaw + rng.normal(0, 0.1, len(yaw)), rng.normal(0, 0.1, (len(yaw), 2))])
+    a[70] = np.nan   # a frame without a face: no second difference straddles it
+    still = real.still_frames([a, b], 25.0)
+    assert not still[15:60].any(), "no frame of the shake is still, not even where it turns"
+    assert still[:9].all() and still[67:70].all() and not still[70]
+    everything, at_rest = real._pose_jitter(b), real._pose_jitter(b, still)
+    assert real._pose_jitter(a)[0] < everything[0], "over all frames the shake counts as jitter"
+    assert at_rest[0] < real._pose_jitter(a, still)[0] and at_rest[0] < 0.5
+
+
 @pytest.fixture(scope="module")
 def rendered_data(tmp_path_factory):
     """A data folder in the shared layout from renders of known pose: two AFLW-style stills
