@@ -44,11 +44,13 @@ def test_ranges_take_resting_faces_and_wide_mouths_by_their_labels():
             row(0.02, [5.0, 40.0, 0.0], mouth_open=0.9),   # turned 40 deg: not a resting face here
             row(0.10, None, mouth_open=0.5),               # neither
             row(0.35, None, mouth_open=0.85), row(0.4, None, mouth_open=0.6),
+            row(0.8, [0.0, 74.0, 0.0], mouth_open=0.1),    # a profile: the label's ratio is foreshortened
             {"label": {"mouth": 0.0}, "pose": None}]        # no face found: left out
     r = ranges(rows)
     assert r["rest"]["mouth_open"]["faces"] == 2 and r["rest"]["mouth_open"]["within"] == 1.0
     assert r["rest"]["mouth_form"]["within"] == 0.5 and r["rest"]["mouth_form"]["median"] == pytest.approx(0.15)
     assert r["wide_mouth"] == {"faces": 2, "median": pytest.approx(0.725), "within": 0.5}
+    assert r["wide_mouth_any_pose"] == {"faces": 3, "median": pytest.approx(0.6), "within": pytest.approx(1 / 3)}
 
 
 @pytest.fixture(scope="module")
