@@ -35,7 +35,11 @@ def test_bench_cpu_measures_vtb_run_and_mediapipe_on_the_same_video(clip_video):
         assert 0 < x["latency_ms"]["p50"] <= x["latency_ms"]["p99"]
     assert r["ratio"] == pytest.approx(vtb["cpu_ms_per_frame"] / mp["cpu_ms_per_frame"])
     assert set(vtb["stages"]) == {"faces", "head_poses", "gaze", "face_state", "avatar_parameters"}
+    # each stage's tail beside its median: where the latency's p99 comes from
+    faces = vtb["stages"]["faces"]
+    assert 0 < faces["stage_ms_p50"] <= faces["stage_ms_p99"]
     text = format_table(r)
+    assert "(ms from the previous topic, median / p99): faces (detector)" in text
     assert "ratio vtb / MediaPipe" in text and "MediaPipe 0.10.21 Face Landmarker" in text and "goals:" in text
     assert "vtb's inputs: detector processed" in text and "parts late for their own image" in text
     assert "detector per image (mean ms): image" in text

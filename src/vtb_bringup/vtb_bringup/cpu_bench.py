@@ -56,7 +56,8 @@ def run_vtb(video: Path, seconds: float, echo=print) -> dict:
             "cpu_s": s["cpu_s"], "wall_s": s["wall_s"], "process_s": round(time.monotonic() - t0, 1),
             "cpu_ms_per_frame": 1e3 * s["cpu_s"] / max(frames, 1), "frames_per_s": frames / s["wall_s"],
             "latency_ms": {"p50": avatar["from_image_ms_p50"], "p99": avatar["from_image_ms_p99"]},
-            "stages": {t: {"node": v["node"], "stage_ms_p50": v["stage_ms_p50"]} for t, v in s["topics"].items()},
+            "stages": {t: {"node": v["node"], "stage_ms_p50": v["stage_ms_p50"], "stage_ms_p99": v.get("stage_ms_p99")}
+                       for t, v in s["topics"].items()},
             "nodes": s.get("nodes", {})}
 
 
@@ -137,8 +138,10 @@ def format_table(r: dict) -> str:
     if m:
         row(f"MediaPipe {m['version']} Face Landmarker", m, "   latency: decode + track")
         lines.append(f"ratio vtb / MediaPipe: {r['ratio']:.2f} (CPU ms per frame)")
-    lines.append("vtb's stages (median ms from the previous topic): " + ", ".join(
-        f"{t} ({s['node']}) {s['stage_ms_p50']:.1f}" for t, s in v["stages"].items() if s["stage_ms_p50"] is not None))
+    lines.append("vtb's stages (ms from the previous topic, median / p99): " + ", ".join(
+        f"{t} ({s['node']}) {s['stage_ms_p50']:.1f} / "
+        f"{'-' if s.get('stage_ms_p99') is None else round(s['stage_ms_p99'], 1)}" for t, s in v["stages"].items()
+        if s["stage_ms_p50"] is not None))
     det, bridge = v.get("nodes", {}).get("vtb_detector"), v.get("nodes", {}).get("vtb_bridge")
     if det and bridge:
         late = bridge["late_parts_carried"] + bridge["late_parts_dropped"]

@@ -94,6 +94,7 @@ class GraphMonitor(Node):
             lat, st = np.array(self.latency[topic]), np.array(self.stage[topic])
             out[topic] = {"node": node, "count": self.counts[topic],
                           "stage_ms_p50": float(np.median(st)) if len(st) else None,
+                          "stage_ms_p99": float(np.percentile(st, 99)) if len(st) else None,
                           "from_image_ms_p50": float(np.median(lat)) if len(lat) else None,
                           "from_image_ms_p99": float(np.percentile(lat, 99)) if len(lat) else None}
         return out
