@@ -12,7 +12,7 @@ from vtb_detector.node import PARAMETERS
 LIVE_VALUES = {"model": "full", "detector_scale": 0.5, "drop_levels": "8", "anchor_stride": 2,
                "score_threshold": 0.6, "max_faces": 2, "redetect_every": 10, "presence_threshold": 0.3,
                "keep_id_frames": 5, "redetect_threshold": 0.7, "landmark_model": "face_mesh",
-               "mirror_landmarks": True, "refine_iris": False, "backend": "litert", "provider": "cpu", "threads": 1,
+               "mirror_landmarks": True, "refine_iris": False, "backend": "litert", "provider": "cpu", "threads": 2,
                "publish_debug_image": True, "max_pixels": 1920 * 1080}
 BAD_VALUES = [("presence_threshold", -0.5), ("redetect_threshold", 1.5), ("max_faces", 0), ("threads", 0),
               ("model", "nope"), ("drop_levels", "7"), ("backend", "tpu"), ("detector_scale", -1.0),
@@ -76,7 +76,7 @@ def test_detector_parameters_live_or_read_only(ros, start_node, astronaut_rgb):
     # refine_iris False (set above): 468 landmarks; True again: 478, with the short model back
     msg = feed.fresh("faces after the sets")
     assert all(f.landmark_scheme == Face.SCHEME_MEDIAPIPE_468 for f in msg.faces)
-    r = ros.set_parameters(NODE, refine_iris=True, model="short", drop_levels="", threads=2)
+    r = ros.set_parameters(NODE, refine_iris=True, model="short", drop_levels="", threads=1)
     assert all(v.successful for v in r.values()), r
     feed.send_until(lambda: feed.faces[-1].faces and feed.faces[-1].faces[0].landmark_scheme
                     == Face.SCHEME_MEDIAPIPE_478, "478 landmarks again")

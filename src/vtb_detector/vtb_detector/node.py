@@ -74,7 +74,9 @@ PARAMETERS = [
     ("refine_iris", True, "face_mesh: run the iris model, 478 landmarks (MediaPipe layout) instead of 468"),
     ("backend", "auto", "inference backend: 'auto' (LiteRT on the CPU, ONNX Runtime otherwise), 'litert', 'onnxruntime'"),
     ("provider", "cpu", "ONNX Runtime execution provider: 'cpu', 'cuda' or 'tensorrt' (falls back to cpu)"),
-    ("threads", 2, "CPU threads per frame (the mesh's XNNPACK threads; with 2 or more the eyes run in parallel)"),
+    ("threads", 1, "CPU threads per frame (XNNPACK's; with face_mesh and 2 or more, the eyes run in parallel). 1: "
+                   "in the whole graph a second inference thread takes the core the other nodes need (./vtb bench "
+                   "cpu, 2 cores: latency p99 31 against 50-55 ms, a little less CPU)"),
     ("input_compressed", False, "subscribe to <image>/compressed (sensor_msgs/CompressedImage, image_transport's "
                                 "name next to the image topic) instead of image"),
     ("publish_debug_image", False, "publish debug_image with boxes, ids and landmarks drawn"),
