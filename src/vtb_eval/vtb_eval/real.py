@@ -469,9 +469,9 @@ def _pose_series(landmarks: np.ndarray, shape, fps: float) -> dict:
 def still_frames(raws: list, fps: float) -> np.ndarray:
     """The frames where the head holds still, the same frames for every method: each method's raw
     yaw and pitch smoothed over STILL_WINDOW frames (a local quadratic), their speed averaged over
-    the methods, under STILL_DEG_S throughout the STILL_WINDOW frames around the frame. Jitter is the noise of a pose that should not move; on a
-    clip with a fast turn the second difference of all frames is mostly the turn itself, and
-    how closely each filter follows it."""
+    the methods, under STILL_DEG_S throughout the STILL_WINDOW frames around the frame. Jitter is
+    the noise of a pose that should not move; on a clip with a fast turn the second difference of
+    all frames is mostly the turn itself, and how closely each filter follows it."""
     from scipy.ndimage import maximum_filter1d
     from scipy.signal import savgol_filter
     n = len(raws[0])
