@@ -43,6 +43,10 @@ def test_bench_cpu_measures_vtb_run_and_mediapipe_on_the_same_video(clip_video):
     assert "ratio vtb / MediaPipe" in text and "MediaPipe 0.10.21 Face Landmarker" in text and "goals:" in text
     assert "vtb's inputs: detector processed" in text and "parts late for their own image" in text
     assert "detector per image (mean ms): image" in text
+    # the source decodes at a lower priority, and says how late its frames went out
+    src = vtb["nodes"]["vtb_source"]
+    assert src["nice"] == 10 and src["published"] >= vtb["images"] and 0 <= src["late_ms_p50"] <= src["late_ms_p99"]
+    assert "vtb's source:" in text and "thread at nice 10" in text
     json.dumps(r)
 
 

@@ -152,6 +152,11 @@ def format_table(r: dict) -> str:
                      f"{bridge['late_parts_dropped']} dropped (a newer one of their kind came), images without a "
                      f"face state {bridge['images_without']['face_state']}, without gaze "
                      f"{bridge['images_without']['gaze']}")
+        src = v.get("nodes", {}).get("vtb_source")
+        if src and src.get("late_ms_p50") is not None:
+            lines.append(f"vtb's source: {src['published']} frames decoded and sent (thread at nice {src['nice']}), "
+                         f"late against the video's schedule p50 {src['late_ms_p50']:.1f} / p99 "
+                         f"{src['late_ms_p99']:.1f} ms (not in the latency above: a frame is stamped when it goes out)")
         ms = det.get("ms_per_image") or {}
         if ms:
             lines.append("detector per image (mean ms): " + ", ".join(

@@ -14,9 +14,14 @@ graph --executor multi` measures it).
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
+
+import numpy as np
 
 import rclpy
 from rclpy.node import Node
@@ -75,9 +80,19 @@ def camera_info_for(frame, stamp, frame_id) -> CameraInfo | None:
     return info
 
 
+# The source's thread (decoding a video or a webcam's frames, with the decoder's own threads,
+# which inherit it) runs at this nice value: under load the tracking threads come first. With one
+# core taken by a busy loop, `./vtb bench cpu --busy-core` held 23.4-23.7 frames/s with 39-46 of
+# 750 images dropped at nice 0, 24.1-24.2 (22-26) at 5, 24.8-24.9 (1-4) at 10; the frames still
+# went out on time (the source's lateness, run_stats()).
+SOURCE_NICE = 10
+
+
 class SourceNode(Node):
     """Publishes a Source's frames as sensor_msgs/Image (+ CameraInfo when known) from its own
-    thread, at the source's rate, stamped with the node's clock."""
+    thread, at the source's rate, stamped with the node's clock. run_stats(): frames published,
+    and how late they went out against the source's schedule (ms, p50/p99; decoding that fell
+    behind shows here, since a frame is stamped when it goes out)."""
 
     def __init__(self, source: Source, image_topic: str, namespace: str, loop: bool = False,
                  on_frame=None):
@@ -88,24 +103,48 @@ class SourceNode(Node):
         self.image_pub = self.create_publisher(Image, image_topic, IMAGE_QOS)
         self.info_pub = self.create_publisher(CameraInfo, graph.camera_info_next_to(image_topic), IMAGE_QOS)
         self.published, self.error, self.finished = 0, None, threading.Event()
+        self.late_ms, self.nice = deque(maxlen=3000), 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="vtb-source", daemon=True)
 
     def start(self):
         self._thread.start()
 
+    def run_stats(self) -> dict:
+        late = np.array(self.late_ms)
+        return {"published": self.published, "nice": self.nice,
+                "late_ms_p50": float(np.median(late)) if len(late) else None,
+                "late_ms_p99": float(np.percentile(late, 99)) if len(late) else None}
+
+    def _lower_priority(self):
+        """This thread (Linux: a thread's own nice value) at SOURCE_NICE; elsewhere left as it is."""
+        self.nice = 0
+        if not sys.platform.startswith("linux"):
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SOURCE_NICE)
+            self.nice = SOURCE_NICE
+        except OSError as e:
+            self.get_logger().warning(f"source thread left at its priority: {e}")
+
     def _run(self):
         from vtb_detector.image_msg import rgb_to_image
+        self._lower_priority()
         period = 1.0 / self.source.rate if self.source.rate else 0.0
         next_at = time.monotonic()
         try:
             while not self._stop.is_set():
+                reopened = True   # a looping video's first frames after it reopens (about 0.1 s) do not count as late
                 for frame in self.source.frames():
                     if self._stop.is_set():
                         return
                     if period:
                         next_at += period
                         self._stop.wait(max(0.0, next_at - time.monotonic()))
+                        late = max(0.0, time.monotonic() - next_at) * 1e3
+                        reopened = reopened and late > 1.0
+                        if not reopened:
+                            self.late_ms.append(late)
                     stamp = self.get_clock().now().to_msg()
                     msg = rgb_to_image(Image, frame.rgb)
                     msg.header.stamp, msg.header.frame_id = stamp, graph.CAMERA_FRAME
