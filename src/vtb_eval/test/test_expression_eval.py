@@ -8,10 +8,12 @@ import pytest
 from vtb_eval.expression_eval import format_table, label_openness, ranges, run_expression_eval, spearman
 
 
-def face68(eye=0.3, mouth=0.1):
+def face68(eye=0.3, mouth=0.1, lift=0.0):
     """68 iBUG points of a frontal face: eyes 30 px wide, lids `eye` x width apart; the inner
-    lips `mouth` x the outer-eye-corner distance (100 px) apart."""
+    lips `mouth` x the outer-eye-corner distance (100 px) apart, the mouth corners `lift` x that
+    distance above the lips' centre."""
     p = np.zeros((68, 2))
+    p[48], p[54] = (125, 180 - 100 * lift), (175, 180 - 100 * lift)
     h, g = 15 * eye, 50 * mouth
     # right eye: outer 36, upper 37 38, inner 39, lower 40 41; left: inner 42, upper 43 44, outer 45, lower 46 47
     p[36:42] = [(100, 100), (110, 100 - h), (120, 100 - h), (130, 100), (120, 100 + h), (110, 100 + h)]
@@ -27,6 +29,12 @@ def test_label_openness_reads_eyes_and_mouth():
     assert o["mouth"] == pytest.approx(0.1, abs=0.01)
     shut = label_openness(face68(eye=0.0, mouth=0.0))
     assert shut["eye_right"] == pytest.approx(0.0, abs=1e-9) and shut["mouth"] == pytest.approx(0.0, abs=1e-9)
+    # the corners' lift, along the face's own up: a smile > 0, a frown < 0, the same tilted 30 degrees
+    c, s = np.cos(np.radians(30)), np.sin(np.radians(30))
+    for lift in (0.1, -0.05):
+        face = face68(lift=lift)
+        assert label_openness(face)["mouth_form"] == pytest.approx(lift, abs=1e-9)
+        assert label_openness(face @ np.array([[c, s], [-s, c]]))["mouth_form"] == pytest.approx(lift, abs=1e-9)
 
 
 def test_spearman_ranks_and_refuses_constant_input():
@@ -88,4 +96,8 @@ def test_a_run_on_rendered_jaws_ranks_the_mouth(rendered_folder):
     # and never open past 0.3: no resting face or widest mouth among them)
     assert "first frame" in text and all(0.0 <= row["sent"]["mouth_open"] <= 1.0 for row in r["rows"])
     assert [row["sent"]["mouth_open"] for row in r["rows"]][-1] > [row["sent"]["mouth_open"] for row in r["rows"]][0]
+    # the form sent is the blendshape model's smile - frown, as the gaze node gives FaceState
+    assert all(row["sent"]["mouth_form"] == pytest.approx(row["pred"]["vtb blendshapes"]["mouth_form"], abs=1e-6)
+               for row in r["rows"])
+    assert "mouth_form_rank_correlation" in geometry and "form" in text
     json.dumps({k: v for k, v in r.items() if k != "rows"})   # the JSON the CLI writes

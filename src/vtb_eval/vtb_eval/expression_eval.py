@@ -55,8 +55,14 @@ def label_openness(p68: np.ndarray) -> dict:
     def eye(pairs, corners):
         return np.mean([d(a, b) for a, b in pairs]) / max(d(*corners), 1e-9)
 
+    # the mouth corners' lift above the inner lips' centre, along the face's up in the image
+    # (perpendicular to the eye line), over the eye corners' distance: > 0 a smile's corners
+    across = p[45] - p[36]
+    up = np.array([across[1], -across[0]]) / max(float(np.linalg.norm(across)), 1e-9)   # image y points down
+    centre, corners = (p[62] + p[66]) / 2, (p[48] + p[54]) / 2
     return {"eye_right": eye(*RIGHT_EYE), "eye_left": eye(*LEFT_EYE),
-            "mouth": np.mean([d(a, b) for a, b in INNER_LIPS]) / max(d(36, 45), 1e-9)}
+            "mouth": np.mean([d(a, b) for a, b in INNER_LIPS]) / max(d(36, 45), 1e-9),
+            "mouth_form": float((corners - centre) @ up) / max(d(36, 45), 1e-9)}
 
 
 def spearman(x, y) -> float | None:
@@ -72,17 +78,19 @@ def predictions(landmarks, shapes) -> dict:
     """One face's openness by each of vtb's measures: larger = more open (blinks negated)."""
     from vtb_gaze.face_state import measure
     m = measure(landmarks)
-    out = {"vtb geometry": {"eye_right": m["eye_right"], "eye_left": m["eye_left"], "mouth": m["mouth_open"]}}
+    out = {"vtb geometry": {"eye_right": m["eye_right"], "eye_left": m["eye_left"], "mouth": m["mouth_open"],
+                            "mouth_form": m["mouth_form"]}}
     if shapes:
         out["vtb blendshapes"] = from_blendshapes(shapes)
     return out
 
 
-def first_frame(landmarks) -> dict:
+def first_frame(landmarks, shapes=None) -> dict:
     """What the outputs send for this face from a new user's first frame, before anything is
-    learned: FaceState with its default levels (the avatar's eyes, mouth, form and vowels)."""
+    learned: FaceState with its default levels (the avatar's eyes, mouth, form and vowels), given
+    the blendshape model's values as the gaze node gives them."""
     from vtb_gaze.face_state import FaceStateEstimator
-    st = FaceStateEstimator().update(np.asarray(landmarks, np.float64), None, 0.0)
+    st = FaceStateEstimator().update(np.asarray(landmarks, np.float64), None, 0.0, shapes=shapes)
     return {"eye_closure": max(1 - st.eye_right_open, 1 - st.eye_left_open), "mouth_open": st.mouth_open,
             "mouth_form": st.mouth_form, "vowel_max": max(st.vowel_a, st.vowel_i, st.vowel_u, st.vowel_e, st.vowel_o)}
 
@@ -108,8 +116,9 @@ def ranges(rows) -> dict:
 
 
 def from_blendshapes(shapes: dict) -> dict:
+    from vtb_gaze.face_state import model_mouth_form
     return {"eye_right": -shapes["eyeBlinkRight"], "eye_left": -shapes["eyeBlinkLeft"], "mouth": shapes["jawOpen"],
-            "shapes": {k: round(float(v), 4) for k, v in shapes.items()}}
+            "mouth_form": model_mouth_form(shapes), "shapes": {k: round(float(v), 4) for k, v in shapes.items()}}
 
 
 def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> dict:
@@ -134,8 +143,9 @@ def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> 
                "yaw": None if s.pose is None else float(s.pose[1]), "pred": {},
                "pose": None if s.pose is None else [float(v) for v in s.pose]}
         if k is not None:
-            row["pred"] = predictions(found[k].landmarks, shapes.named(found[k].landmarks))
-            row["sent"] = first_frame(found[k].landmarks)
+            named = shapes.named(found[k].landmarks)
+            row["pred"] = predictions(found[k].landmarks, named)
+            row["sent"] = first_frame(found[k].landmarks, named)
         rows.append(row)
     if with_mediapipe:
         for row, bs in zip(rows, _mediapipe_blendshapes(images, echo)):
@@ -144,7 +154,7 @@ def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> 
     methods = list(dict.fromkeys(m for r in rows for m in r["pred"]))
     table = {}
     for m in methods:
-        eyes_pred, eyes_label, mouth_pred, mouth_label = [], [], [], []
+        eyes_pred, eyes_label, mouth_pred, mouth_label, form_pred, form_label = [], [], [], [], [], []
         for r in rows:
             p = r["pred"].get(m)
             if p is None:
@@ -155,9 +165,13 @@ def run_expression_eval(data: Path, with_mediapipe: bool = True, echo=print) -> 
                 for side in ("eye_right", "eye_left"):
                     eyes_pred.append(p[side])
                     eyes_label.append(r["label"][side])
+                if p.get("mouth_form") is not None:
+                    form_pred.append(p["mouth_form"])
+                    form_label.append(r["label"]["mouth_form"])
         table[m] = {"faces": len(mouth_pred), "eyes": len(eyes_pred),
                     "eye_rank_correlation": spearman(eyes_pred, eyes_label),
-                    "mouth_rank_correlation": spearman(mouth_pred, mouth_label)}
+                    "mouth_rank_correlation": spearman(mouth_pred, mouth_label),
+                    "mouth_form_rank_correlation": spearman(form_pred, form_label)}
     # on the faces every measure has, so the measures are compared on the same faces
     common = [r for r in rows if all(m in r["pred"] for m in methods)]
     for m in methods:
@@ -204,12 +218,14 @@ def format_table(r: dict) -> str:
     lines = [f"eye and mouth openness against the labels of {r['faces']} real faces in {r['data']} "
              f"(Spearman rank correlation; eyes of faces turned past {MAX_EYE_YAW_DEG:g} deg left out; "
              f"{r['seconds']} s)",
-             f"{'measure':<24}{'faces':>6}{'eyes':>6}{'eye':>8}{'mouth':>8}   on the faces all found: eye, mouth"]
+             f"{'measure':<24}{'faces':>6}{'eyes':>6}{'eye':>8}{'mouth':>8}{'form':>8}   on the faces all found: eye, mouth"]
     for m, v in r["methods"].items():
         c = v["common"]
         lines.append(f"{m:<24}{v['faces']:>6}{v['eyes']:>6}{_f(v['eye_rank_correlation']):>8}"
-                     f"{_f(v['mouth_rank_correlation']):>8}   ({c['faces']} faces) {_f(c['eye_rank_correlation'])}, "
-                     f"{_f(c['mouth_rank_correlation'])}")
+                     f"{_f(v['mouth_rank_correlation']):>8}{_f(v.get('mouth_form_rank_correlation')):>8}   "
+                     f"({c['faces']} faces) {_f(c['eye_rank_correlation'])}, {_f(c['mouth_rank_correlation'])}")
+    lines.append("form: the mouth corners' lift against the labels' (faces within "
+                 f"{MAX_EYE_YAW_DEG:g} deg, as the eyes); FaceState's form is the blendshapes' smile - frown")
     c = r["label_eye_consistency"]
     lines.append(f"right eye against left eye on {c['faces']} near-frontal faces (rank correlation; both are "
                  f"mostly as open): labels {_f(c['labels'])}, " +

@@ -381,6 +381,24 @@ def test_smile_and_frown(astro):
     assert smile.mouth_form > 0.5 and frown.mouth_form < -0.5
 
 
+def test_mouth_form_from_the_blendshape_model_when_given(astro):
+    """Given the model's values, the form is smile minus frown whatever the corners' geometry
+    (a first frame, before any neutral is learned); values that cannot be read fall back to the
+    geometric form, as without them."""
+    def shapes(smile, frown):
+        return {"mouthSmileLeft": smile, "mouthSmileRight": smile, "mouthFrownLeft": frown, "mouthFrownRight": frown}
+    frown_geometry = move_up(astro, [61, 291], -0.2)
+    assert FaceStateEstimator().update(frown_geometry, None, 0.0).mouth_form < -0.5, \
+        "the geometry alone reads these corners as a frown"
+    for smile, frown, want in [(0.8, 0.0, 0.8), (0.0, 0.0, 0.0), (0.1, 0.5, -0.4)]:
+        est = FaceStateEstimator()
+        got = [est.update(frown_geometry, None, i / FPS, shapes=shapes(smile, frown)) for i in range(30)][-1]
+        assert got.mouth_form == pytest.approx(want, abs=0.02), (smile, frown)
+    for bad in [{}, {"mouthSmileLeft": 0.9}, shapes(float("nan"), 0.0), shapes("x", 0.0)]:
+        geometric = FaceStateEstimator().update(frown_geometry, None, 0.0)
+        assert FaceStateEstimator().update(frown_geometry, None, 0.0, shapes=bad).mouth_form == geometric.mouth_form
+
+
 # ------------------------------------------------------------------ brows
 def test_brows_raised_and_lowered(astro):
     est, t = calibrated(astro)

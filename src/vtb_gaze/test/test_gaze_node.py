@@ -88,6 +88,10 @@ def test_gaze_tf_and_face_state_at_the_camera_rate(ros, start_node):
         assert named["eyeBlinkLeft"] == pytest.approx(1 - st.eye_left_open, abs=1e-6)
         assert named["eyeBlinkRight"] == pytest.approx(1 - st.eye_right_open, abs=1e-6)
         assert named["jawOpen"] == pytest.approx(st.mouth_open, abs=1e-6)
+    # and the mouth form is the model's smile minus frown (smoothed: the same image every frame)
+    form = (shapes["mouthSmileLeft"] + shapes["mouthSmileRight"] - shapes["mouthFrownLeft"]
+            - shapes["mouthFrownRight"]) / 2
+    assert s.mouth_form == pytest.approx(form, abs=0.02)
     children = {t.child_frame_id for m in tfs for t in m.transforms}
     assert f"gaze_{g.face_id}" in children and f"face_{g.face_id}" in children
 

@@ -214,15 +214,16 @@ class GazeNode(Node):
                 else np.column_stack([lm, np.zeros(len(lm), np.float32)])
             pose = by_id.get(face.id)
             ypr = (pose.yaw_deg, pose.pitch_deg, pose.roll_deg) if pose else None
-            state = self.state_estimator(face.id).update(lm, ypr, t)
-            states.states.append(self.state_msg(face.id, state))
             estimator = self.blendshape_estimator() if face.landmark_scheme == face.SCHEME_MEDIAPIPE_478 else None
-            if estimator is not None:
-                values = estimator(lm)
-                if values is not None:   # None: non-finite points (the state above copes)
-                    values = agree_with_state(values, state)
-                    states.states[-1].blendshape_names = list(BLENDSHAPE_NAMES)
-                    states.states[-1].blendshapes = values.tolist()
+            values = estimator(lm) if estimator is not None else None   # None: non-finite points (the state copes)
+            # the model's smile and frown give the state's mouth form (face_state: measured on real faces)
+            shapes = dict(zip(BLENDSHAPE_NAMES, values.tolist())) if values is not None else None
+            state = self.state_estimator(face.id).update(lm, ypr, t, shapes=shapes)
+            states.states.append(self.state_msg(face.id, state))
+            if values is not None:
+                values = agree_with_state(values, state)
+                states.states[-1].blendshape_names = list(BLENDSHAPE_NAMES)
+                states.states[-1].blendshapes = values.tolist()
             if pose is None:
                 continue
             # this frame's own pose: the filtered one lags a moving head, and a few degrees of
