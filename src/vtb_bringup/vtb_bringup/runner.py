@@ -82,7 +82,7 @@ def camera_info_for(frame, stamp, frame_id) -> CameraInfo | None:
 
 # The source's thread (decoding a video or a webcam's frames, with the decoder's own threads,
 # which inherit it) runs at this nice value: under load the tracking threads come first. With one
-# core taken by a busy loop, `./vtb bench cpu --busy-core` held 23.4-23.7 frames/s with 39-46 of
+# core taken by a busy loop, `./vtb bench cpu --busy-core` held 23.4-24.0 frames/s with 30-46 of
 # 750 images dropped at nice 0, 24.1-24.2 (22-26) at 5, 24.8-24.9 (1-4) at 10; the frames still
 # went out on time (the source's lateness, run_stats()).
 SOURCE_NICE = 10
@@ -118,7 +118,6 @@ class SourceNode(Node):
 
     def _lower_priority(self):
         """This thread (Linux: a thread's own nice value) at SOURCE_NICE; elsewhere left as it is."""
-        self.nice = 0
         if not sys.platform.startswith("linux"):
             return
         try:
@@ -134,7 +133,8 @@ class SourceNode(Node):
         next_at = time.monotonic()
         try:
             while not self._stop.is_set():
-                reopened = True   # a looping video's first frames after it reopens (about 0.1 s) do not count as late
+                # a looping video's first frames after it reopens (about 0.1 s late) are not counted as late
+                reopened = True
                 for frame in self.source.frames():
                     if self._stop.is_set():
                         return
