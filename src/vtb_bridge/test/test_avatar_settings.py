@@ -170,3 +170,26 @@ def test_page_settings_that_cannot_be_saved_are_applied_and_the_page_is_told(ros
     assert "not kept" in answer["message"] and str(tmp_path) in answer["message"]
     assert ros.parameters_of("/vtb_k/vtb_bridge")["head_sensitivity"][0] == 2.0, "applied all the same"
     assert proc.stop() == 0
+
+
+def test_the_page_server_starts_with_its_commands_in_place(ros, tmp_path, monkeypatch):
+    """A page that connects the moment the server is up can already send its commands: the
+    server starts only after the node has connected them (it used to start first, and a
+    "settings" sent in that moment was refused as an unknown event: a fresh-clone CI run)."""
+    from rclpy.parameter import Parameter
+
+    from vtb_bridge.avatar_server import AvatarServer
+    from vtb_bridge.node import BridgeNode
+    seen, start = [], AvatarServer.start
+
+    def start_and_look(server, *args, **kwargs):
+        seen.append(sorted(server.commands))
+        return start(server, *args, **kwargs)
+    monkeypatch.setattr(AvatarServer, "start", start_and_look)
+    node = BridgeNode(context=ros.context, namespace="/vtb_cmds", parameter_overrides=[
+        Parameter("server_enabled", value=True), Parameter("server_port", value=free_port()),
+        Parameter("settings_file", value=str(tmp_path / "settings.json"))])
+    try:
+        assert seen == [["calibrate_neutral", "settings"]]
+    finally:
+        node.destroy_node()

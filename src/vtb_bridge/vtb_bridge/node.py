@@ -170,6 +170,12 @@ class BridgeNode(Node):
             self.get_logger().info(f"page settings from {self.settings_path}: " +
                                    ", ".join(f"{q.name}={q.value!r}" for q in restored))
         self.publish_settings()
+        # the page server starts last: a page that connects at once finds its commands
+        # (connect_page_commands) and the settings in place; started in make_outputs, a
+        # "settings" sent in the first moments was refused as an unknown event
+        for out in self.outputs:
+            if hasattr(out, "commands"):
+                self.get_logger().info(f"avatar page: {out.start()}")
         self.health = StageHealth("avatar", latency_warn_s=0.05)
         self.diagnostics = DiagnosticsPublisher(self, [self.health], values=self._diagnostic_values)
         self.create_timer(1 / 30, self.ease_when_lost)
@@ -191,8 +197,7 @@ class BridgeNode(Node):
             from .avatar_server import AvatarServer
             server = AvatarServer(host=p["server_host"], port=p["server_port"], token=p["server_token"] or None,
                                   allowed_hosts=p["server_allowed_hosts"], vrm_file=p["vrm_file"] or None)
-            self.get_logger().info(f"avatar page: {server.start()}")
-            outputs.append(server)
+            outputs.append(server)      # started at the end of __init__
         if p["vmc_enabled"]:
             try:
                 outputs.append(self.make_vmc(p))
