@@ -75,27 +75,30 @@ def test_a_replayed_bag_gives_the_recorded_faces_back(bags):
     assert len(answered) >= 0.9 * len(images), f"{len(answered)} of {len(images)} images answered in the replay"
     both = [s for s in answered if s in before]
     assert len(both) >= 0.5 * len(images), f"{len(both)} of {len(images)} images answered in both runs"
-    box_err, mark_err = {}, {}
+    box_err, box_size, mark_err = {}, {}, {}
     for s in both:
         a, b = before[s].faces, after[s].faces
         assert len(a) == len(b), f"stamp {s}: {len(a)} faces recorded, {len(b)} replayed"
         for fa, fb in zip(a, b):
             box_err[s] = max(abs(fa.bbox.x - fb.bbox.x), abs(fa.bbox.y - fb.bbox.y),
                              abs(fa.bbox.width - fb.bbox.width), abs(fa.bbox.height - fb.bbox.height))
+            box_size[s] = fa.bbox.width
             la, lb = np.reshape(fa.landmarks, (-1, 2)), np.reshape(fb.landmarks, (-1, 2))
             mark_err[s] = float(np.linalg.norm(la - lb, axis=1).mean())
     # The same images through the same models give the same faces, bit for bit, as long as the
     # detector saw the same frames before (tracking crops each frame from the last one's
     # landmarks). A frame one run dropped (or the recorder lost) and the other did not moves the
     # next crops: 0.5 px mean, 1.8 px box on a loaded machine, up to 1.4 px mean once, fading
-    # over the next frames (the Face Landmarker's boxes: up to 4.3 px once). So: exact with the
-    # same history; otherwise boxes within 6 px, each frame's landmarks within 3 px mean, 1 px on
-    # average over the frames.
+    # over the next frames (the Face Landmarker's boxes: up to 4.3 px once; 8.1 px, 7 % of the
+    # 110 px face, once in CI, where one run lost the three frames after the first and tracked
+    # 0.4 s of motion in one step). So: exact with the same history; otherwise boxes within 10 %
+    # of the face's width, each frame's landmarks within 3 px mean, 1 px on average.
     rec, rep = sorted(before), sorted(after)
     same = [s for s in both if [x for x in rec if x < s] == [x for x in rep if x < s]]
     assert all(mark_err[s] == 0 and box_err[s] == 0 for s in same), \
         {s: (box_err[s], mark_err[s]) for s in same if mark_err[s] or box_err[s]}
-    assert max(box_err.values()) <= 6.0, f"box differences {sorted(box_err.values())[-5:]} px"
+    assert all(box_err[s] <= 0.1 * box_size[s] for s in box_err), \
+        f"box differences {sorted(box_err.values())[-5:]} px, faces {min(box_size.values()):.0f} px and wider"
     assert max(mark_err.values()) <= 3.0 and np.mean(list(mark_err.values())) <= 1.0, \
         f"mean landmark differences {sorted(mark_err.values())[-5:]} px"
     # and the rest of the graph answered the replayed images too
