@@ -135,7 +135,8 @@ LEFT_BROW = (334, 296, 336)
 #   on a fresh estimator's first frame (0.93 / 0.88 with 0.36), until the closed level is learned.
 # - eye ratio closed: the astronaut with both eyelids warped shut in the image (the skin above
 #   each upper lid stretched down so the lash line lies on the lower lid) reads 0.133 / 0.148;
-#   the downcast, almost shut eyes of the group photo t1 0.09-0.15. Default 0.12.
+#   the downcast, almost shut eyes of the group photo t1 0.09-0.15; the bottom of the real blink
+#   in the talking-head clip (frames 38-41) 0.068-0.100. Default 0.12.
 # - mouth gap / IOD: resting faces 0.010 (0.004-0.027), all frontal 0.043 (0.007-0.23). Closed
 #   default 0.03. Open: the 30 faces whose labelled gap is over 0.3 of the eye-corner distance
 #   (the widest 3 %) read 0.31 (median); span 0.30 IOD (about 1.9 cm of inner-lip gap for a
