@@ -130,8 +130,8 @@ LEFT_BROW = (334, 296, 336)
 # - eye ratio open: resting faces 0.345 (0.29-0.39), all frontal 0.32 (0.24-0.38). Default 0.32:
 #   a ratio at or above it reads fully open, so 78 % of the resting faces send an eye closure of
 #   at most 0.1 on the first frame (51 % with 0.36, the level open eyes reach, which the
-#   calibration follows over the first second: its 90th percentile). None of these faces has
-#   closed eyes; the astronaut with both eyes warped shut (0.136 / 0.148) reads 0.92 / 0.85 closed
+#   calibration follows over the first second: its 90th percentile). Hardly any of these faces
+#   has closed eyes; the astronaut with both eyes warped shut (0.136 / 0.148) reads 0.92 / 0.85 closed
 #   on a fresh estimator's first frame (0.93 / 0.88 with 0.36), until the closed level is learned.
 # - eye ratio closed: the astronaut with both eyelids warped shut in the image (the skin above
 #   each upper lid stretched down so the lash line lies on the lower lid) reads 0.133 / 0.148;
