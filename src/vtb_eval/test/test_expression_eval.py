@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from vtb_eval.expression_eval import format_table, label_openness, ranges, run_expression_eval, spearman
+from vtb_eval.expression_eval import (format_table, label_agreement, label_openness, ranges, run_expression_eval,
+                                     spearman)
 
 
 def face68(eye=0.3, mouth=0.1, lift=0.0):
@@ -59,6 +60,25 @@ def test_ranges_take_resting_faces_and_wide_mouths_by_their_labels():
     assert r["rest"]["mouth_form"]["within"] == 0.5 and r["rest"]["mouth_form"]["median"] == pytest.approx(0.15)
     assert r["wide_mouth"] == {"faces": 2, "median": pytest.approx(0.725), "within": 0.5}
     assert r["wide_mouth_any_pose"] == {"faces": 3, "median": pytest.approx(0.6), "within": pytest.approx(1 / 3)}
+
+
+def test_two_labellings_bound_what_a_measure_can_reach():
+    """Two noisy labellings of the same true openness agree less than each agrees with the truth;
+    a measure that is the truth ranks above their agreement against either."""
+    rng = np.random.default_rng(3)
+    truth = rng.uniform(0, 0.3, 200)
+    rows = []
+    for i, t in enumerate(truth):
+        label = {"mouth": t + rng.normal(0, 0.05), "eye_right": t, "eye_left": t + 0.01}
+        fitted = {"mouth": t + rng.normal(0, 0.05), "eye_right": t, "eye_left": t + 0.01}
+        rows.append({"label": label, "label_fitted": fitted if i % 10 else None, "yaw": 0.0,
+                     "pred": {"exact": {"mouth": t, "eye_right": t, "eye_left": t + 0.01}}})
+    a = label_agreement(rows, ["exact"])
+    assert a["faces"] == 180, "only faces with both labellings"
+    assert a["labels"]["mouth"] < a["exact"]["re-annotation"]["mouth"] and \
+        a["labels"]["mouth"] < a["exact"]["fit"]["mouth"] < 1.0
+    assert a["exact"]["re-annotation"]["eye"] == pytest.approx(1.0)
+    assert label_agreement([dict(r, label_fitted=None) for r in rows], ["exact"]) is None
 
 
 @pytest.fixture(scope="module")

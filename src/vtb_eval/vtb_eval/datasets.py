@@ -50,6 +50,7 @@ class Sample:
     faces: list = field(default_factory=list)    # (68, 2) arrays, edge-0 pixels
     pose: np.ndarray | None = None               # AFLW's (pitch, yaw, roll) degrees, one face
     label_source: str = ""
+    fitted: np.ndarray | None = None             # AFLW2000-3D: the 3DMM fit's 68 points beside the re-annotation
 
 
 def aflw_rotation(pitch_yaw_roll_rad) -> np.ndarray:
@@ -117,7 +118,8 @@ def aflw2000_samples(folder: Path, name: str = AFLW) -> list[Sample]:
                 row = int(np.argmin(d)) if d.min() < 1e-3 else None
             if row is not None and row < len(reannotated):
                 points, source = reannotated[row, :2].T - 0.5, "3DDFA re-annotation"
-        samples.append(Sample(image, name, [points], pose, source))
+        fit = m["pt3d_68"][:2].T - 0.5
+        samples.append(Sample(image, name, [points], pose, source, fit if source == "3DDFA re-annotation" else None))
     return samples
 
 

@@ -28,6 +28,11 @@ filter (median absolute second difference per angle, degrees), for vtb's and Med
 frames where the head holds still (still_frames: the same frames for both; over all frames a
 turn's own acceleration counts as jitter); agreement with MediaPipe (NME68 between the two).
 
+Real faces held still (held_still_jitter): AFLW2000-3D photos each shown for a second with fresh
+pixel noise per frame, tracked by vtb and by MediaPipe (video mode), the filtered pose's jitter
+through the same estimator and filter, paired per photo with a bootstrap interval: the clip's
+still frames are too few to tell the two apart.
+
 A few AFLW2000-3D images (under SMALL_SAMPLE) are far too few to compare with whole-set numbers
 published in papers; compare methods with each other on the same images. The shared data's
 development half (aflw2000/dev + prnet, 1007 faces) is large enough to read beside them.
@@ -76,6 +81,10 @@ SMALL_SAMPLE = 200
 # local quadratic over STILL_WINDOW frames (a third of a second at 25 fps)
 STILL_WINDOW = 9
 STILL_DEG_S = 25.0
+
+# real faces held still (held_still_jitter): photos within these angles, frames each, pixel noise
+# (sigma, 8-bit levels) and frames left out at the start of each photo while tracker and filter settle
+HELD_STILL = {"photos": 60, "frames": 30, "sigma": 4.0, "settle": 8, "max_yaw_deg": 45.0, "max_pitch_deg": 30.0}
 
 GOALS = {"pose_mae_deg": 3.2, "slope": (0.95, 1.05), "max_missed_pct": 2.0}
 ANGLES = ("pitch", "yaw", "roll")
@@ -214,8 +223,9 @@ def run_real_eval(data: Path, model: str = "short", with_mediapipe: bool = True,
     t0 = time.monotonic()
     stills = _eval_stills(samples, model, landmark_model, with_mediapipe, echo) if samples else {}
     videos = [_eval_video(p, model, landmark_model, with_mediapipe, echo) for p in clips]
+    held = held_still_jitter(samples, model, landmark_model, with_mediapipe, echo) if samples else None
     return {"data": str(data), "model": model, "landmark_model": landmark_model, "stills": stills, "videos": videos,
-            "seconds": round(time.monotonic() - t0, 1), "goals": _goals(stills, videos)}
+            "held_still": held, "seconds": round(time.monotonic() - t0, 1), "goals": _goals(stills, videos, held)}
 
 
 def _eval_stills(samples, model, landmark_model, with_mediapipe, echo) -> dict:
@@ -521,6 +531,84 @@ def _pose_jitter(ypr: np.ndarray, frames: np.ndarray | None = None) -> list | No
     return [float(v) for v in np.median(np.abs(d[keep]), axis=0)] if keep.any() else None
 
 
+def held_still_jitter(samples, model: str, landmark_model: str, with_mediapipe: bool, echo=print,
+                      photos: int = HELD_STILL["photos"], frames: int = HELD_STILL["frames"],
+                      sigma: float = HELD_STILL["sigma"], seed: int = 0) -> dict | None:
+    """Filtered head-pose jitter on real faces held still: each of `photos` AFLW2000-3D photos
+    (within HELD_STILL's yaw and pitch, picked with a fixed seed) shown for `frames` frames at
+    30 fps, each frame with its own Gaussian pixel noise (sigma, 8-bit levels: a webcam's sensor
+    noise), tracked by vtb (a fresh tracker per photo) and by MediaPipe FaceMesh in video mode (one
+    stream, a black frame between photos so that it detects each face anew), both through vtb's
+    estimator and One-Euro filter. The first HELD_STILL["settle"] frames of each photo are left
+    out (the tracker and the filter settle). The head does not move, so every second difference
+    of the pose is noise; the talking-head clip holds still for only 25 frames, these give
+    thousands. Per method: the median absolute second difference (yaw, pitch, roll) over all
+    photos; vtb minus MediaPipe of each photo's median, its mean and a paired bootstrap's 95 %
+    interval over the photos."""
+    import cv2
+    from vtb_detector.pipeline import FacePipeline
+    pool = sorted((s for s in samples if s.set.startswith(datasets.AFLW) and s.pose is not None
+                   and abs(s.pose[1]) <= HELD_STILL["max_yaw_deg"] and abs(s.pose[0]) <= HELD_STILL["max_pitch_deg"]),
+                  key=lambda s: str(s.image))
+    rng = np.random.default_rng(seed)
+    chosen = [pool[i] for i in sorted(rng.choice(len(pool), min(photos, len(pool)), replace=False))]
+    shape = None
+    clips = []
+    for s in chosen:
+        bgr = cv2.imread(str(s.image), cv2.IMREAD_COLOR)
+        if bgr is None or (shape is not None and bgr.shape != shape):
+            continue    # one stream for MediaPipe: one image size (AFLW2000-3D's crops are all 450x450)
+        shape = bgr.shape
+        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+        clips.append(np.stack([np.clip(rgb + rng.normal(0.0, sigma, rgb.shape), 0, 255).astype(np.uint8)
+                               for _ in range(frames)]))
+    if not clips:
+        return None
+    echo(f"eval real: jitter on {len(clips)} photos held still, {frames} frames each")
+    n = len(clips)
+    landmarks = {"vtb": np.full((n, frames, 478, 3), np.nan)}
+    for p, clip in enumerate(clips):
+        pipeline = FacePipeline(detector=model, max_faces=1, threads=2, landmark_model=landmark_model)
+        for t, frame in enumerate(clip):
+            found = pipeline.process(frame)
+            if found and len(found[0].landmarks) >= 478:
+                landmarks["vtb"][p, t] = found[0].landmarks[:478]
+    if with_mediapipe:
+        from .mediapipe_peer import run_mediapipe
+        black = np.zeros((1, *clips[0].shape[1:]), np.uint8)
+        stream = np.concatenate([x for clip in clips for x in (black, clip)])
+        r = run_mediapipe(stream, static_image_mode=False, warmup=0, echo=echo)
+        mp = np.concatenate([r["landmarks"], r["z"][..., None]], axis=2).astype(np.float64)
+        landmarks["mediapipe"] = mp.reshape(n, frames + 1, *mp.shape[1:])[:, 1:]
+    size = (clips[0].shape[0], *clips[0].shape[1:])
+    diffs = {}
+    for m, lm in landmarks.items():
+        diffs[m] = []
+        for p in range(n):
+            ypr = _pose_series(lm[p], size, 30.0)["filtered"][HELD_STILL["settle"]:]
+            diffs[m].append(ypr[2:] - 2 * ypr[1:-1] + ypr[:-2])
+    # photos every method posed in every frame counted
+    kept = [p for p in range(n) if all(np.isfinite(diffs[m][p]).all() for m in diffs)]
+    out = {"photos": len(kept), "photos_tried": n, "frames": frames, "sigma": sigma, "settle": HELD_STILL["settle"],
+           "median_deg": {m: [float(v) for v in np.median(np.abs(np.concatenate([d[p] for p in kept])), axis=0)]
+                          if kept else None for m, d in diffs.items()}}
+    if "mediapipe" in diffs and len(kept) >= 2:
+        per = {m: np.array([np.median(np.abs(diffs[m][p]), axis=0) for p in kept]) for m in diffs}
+        out["vtb_minus_mediapipe"] = paired_difference(per["vtb"], per["mediapipe"], rng)
+    return out
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, rng, resamples: int = 5000) -> dict:
+    """a - b of paired per-item values ((items, k) arrays): the mean difference, a bootstrap 95 %
+    interval over the items, and how many items a is below b in."""
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    means = d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1)
+    return {"mean": [float(v) for v in d.mean(axis=0)],
+            "ci95": [[float(v) for v in np.percentile(means, 2.5, axis=0)],
+                     [float(v) for v in np.percentile(means, 97.5, axis=0)]],
+            "items_lower": [int(v) for v in (d < 0).sum(axis=0)], "items": len(d)}
+
+
 def _slope(x, y) -> float:
     return float(np.polyfit(x, y, 1)[0]) if len(x) >= 2 and np.ptp(x) > 0 else float("nan")
 
@@ -530,10 +618,11 @@ def _mean(values):
     return float(np.mean(v)) if v else None
 
 
-def _goals(stills: dict, videos: list) -> dict:
+def _goals(stills: dict, videos: list, held: dict | None = None) -> dict:
     """The goals, each on the set it is about: head pose and misses on the AFLW2000-3D faces kept
     by the protocol (the shared data's development half), NME68 on the AFLW2000-3D sets together,
-    the talking head's filtered pose jitter against MediaPipe's."""
+    the filtered pose jitter against MediaPipe's on the talking head's still frames and on real
+    faces held still (vtb no worse: the mean per-photo difference at most 0 on every angle)."""
     goals = {}
     pose = (stills or {}).get("pose")
     vtb = pose and pose["methods"].get("vtb")
@@ -559,6 +648,11 @@ def _goals(stills: dict, videos: list) -> dict:
             if a and b:
                 goals[f"talking head: filtered pose jitter <= MediaPipe's ({v['still_frames']} still frames)"] = (
                     all(x <= y for x, y in zip(a, b)), [[round(x, 3) for x in a], [round(y, 3) for y in b]])
+    d = (held or {}).get("vtb_minus_mediapipe")
+    if d:
+        goals[f"real faces held still: filtered pose jitter <= MediaPipe's ({d['items']} photos)"] = (
+            all(x <= 0 for x in d["mean"]), {"vtb - MediaPipe": [round(x, 4) for x in d["mean"]],
+                                             "95 % interval": [[round(x, 4) for x in b] for b in d["ci95"]]})
     return {k: {"reached": bool(ok), "value": val} for k, (ok, val) in goals.items()}
 
 
@@ -610,6 +704,17 @@ def format_table(r: dict) -> str:
                      "in every method's pose)")
         if v.get("agreement_nme68") is not None:
             lines.append(f"vtb vs MediaPipe landmarks: NME68 {v['agreement_nme68']:.2f}")
+    h = r.get("held_still")
+    if h:
+        lines += ["", f"real faces held still: {h['photos']} AFLW2000-3D photos (of {h['photos_tried']}) each shown "
+                      f"{h['frames']} frames with fresh pixel noise (sigma {h['sigma']:g}), first {h['settle']} left out; "
+                      "filtered pose, median |second difference| y/p/r:"]
+        lines += [f"  {m:<10} {_triple(v, 3)} deg" for m, v in h["median_deg"].items()]
+        d = h.get("vtb_minus_mediapipe")
+        if d:
+            lines.append(f"  vtb - MediaPipe per photo: {_triple(d['mean'], 3)} deg, 95 % interval "
+                         f"{_triple(d['ci95'][0], 3)} to {_triple(d['ci95'][1], 3)}; vtb steadier on "
+                         f"{'/'.join(str(v) for v in d['items_lower'])} of {d['items']} photos")
     if r["goals"]:
         lines += ["", "goals:"] + [f"  {k}: {'reached' if g['reached'] else 'NOT reached'} ({g['value']})"
                                    for k, g in r["goals"].items()]
@@ -666,5 +771,5 @@ def _f(v, digits: int = 2):
     return "-" if v is None or v != v else f"{v:.{digits}f}"
 
 
-def _triple(v):
-    return "-" if not v else "/".join(f"{x:.2f}" for x in v)
+def _triple(v, digits: int = 2):
+    return "-" if not v else "/".join(f"{x:.{digits}f}" for x in v)
