@@ -113,3 +113,71 @@ def test_ctrl_c_while_the_nodes_still_import_is_quiet(start_node, delay):
         if p.proc.returncode != 0 or "Traceback" in out or "KeyboardInterrupt" in out:
             bad.append(f"{os.path.basename(str(p.cmd[0]))}: exit {p.proc.returncode}\n{out[-1500:]}")
     assert not bad, "\n".join(bad)
+
+
+def test_the_executor_lets_go_of_the_node_before_the_node_is_destroyed(monkeypatch):
+    """rclpy's order at the end of a run: executor.shutdown(), then node.destroy_node(), then the
+    context. The other way round, EventsExecutor.shutdown() finished destroying the entities the
+    node had asked to destroy, and hung there in 1 of 120 node stops of the test above."""
+    from vtb_common import node_main
+    calls = []
+
+    class Executor:
+        def add_node(self, node):
+            calls.append("add")
+
+        def spin_once(self, timeout_sec=None):
+            pass
+
+        def remove_node(self, node):
+            calls.append("remove")
+
+        def shutdown(self, timeout_sec=None):
+            calls.append("executor shutdown")
+
+    class FakeNode:
+        finished = True   # a lifecycle node that has shut down: the run ends at once
+
+        def destroy_node(self):
+            calls.append("node destroyed")
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    monkeypatch.setattr(node_main, "make_executor", lambda kind="events": Executor())
+    monkeypatch.setattr(node_main.rclpy, "init", lambda **kwargs: None)
+    monkeypatch.setattr(node_main.rclpy, "ok", lambda: True)
+    monkeypatch.setattr(node_main.rclpy, "try_shutdown", lambda: calls.append("context shutdown"))
+    try:
+        assert node_main.run_node(FakeNode) == 0
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    assert calls == ["add", "executor shutdown", "node destroyed", "context shutdown"], calls
+
+
+def test_a_clean_up_that_hangs_ends_the_process_with_its_stacks(tmp_path):
+    """If the end of a run hangs anyway (inside rclpy, holding the GIL), the process does not
+    wait for a SIGKILL: after CLEANUP_TIMEOUT_S it ends (exit 1) with every thread's stack."""
+    import subprocess
+    import sys
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import time\n"
+        "from vtb_common import node_main\n"
+        "node_main.CLEANUP_TIMEOUT_S = 1.0\n"
+        "node_main.rclpy.init = lambda **kwargs: None\n"
+        "node_main.rclpy.ok = lambda: True\n"
+        "node_main.rclpy.try_shutdown = lambda: None\n"
+        "class Executor:\n"
+        "    def add_node(self, node): pass\n"
+        "    def spin_once(self, timeout_sec=None): pass\n"
+        "    def shutdown(self, timeout_sec=None): pass\n"
+        "node_main.make_executor = lambda kind='events': Executor()\n"
+        "class StuckNode:\n"
+        "    finished = True\n"
+        "    def destroy_node(self):\n"
+        "        time.sleep(60)\n"
+        "node_main.run_node(StuckNode)\n")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1 and time.monotonic() - t0 < 15, (r.returncode, r.stderr[-2000:])
+    assert "destroy_node" in r.stderr and "run_node" in r.stderr, r.stderr[-2000:]

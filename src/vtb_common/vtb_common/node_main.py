@@ -4,8 +4,8 @@ rclpy's own signal handlers shut the context down the moment SIGINT arrives, whi
 worker thread (the detector's) may still publish into it ("publisher's context is invalid"),
 and on SIGTERM `spin()` raises ExternalShutdownException (a traceback, exit 1; `ros2 launch`
 escalates SIGINT to SIGTERM after 5 s, `docker stop` sends SIGTERM). Here both signals end the
-spin loop (StopSignals), the node is destroyed first (its destroy_node stops its threads), and
-only then is the context shut down: exit 0, no traceback. While spinning, a signal only sets a
+spin loop (StopSignals), the executor is shut down, then the node is destroyed (its destroy_node
+stops its threads), and only then is the context shut down: exit 0, no traceback. While spinning, a signal only sets a
 flag the loop checks every 0.1 s: an exception raised from the handler lands wherever Python
 code runs, and inside rclpy's message conversion (take_message) pybind11 turns it into
 "RuntimeError: Unable to convert call argument" and a traceback (seen in CI on SIGTERM).
@@ -14,6 +14,7 @@ A lifecycle node ends the run the same way once its shutdown transition has set 
 """
 from __future__ import annotations
 
+import faulthandler
 import signal
 import sys
 
@@ -22,6 +23,10 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, Si
 from rclpy.signals import SignalHandlerOptions
 
 from .parameters import ParameterError
+
+
+# seconds the end of a run may take (executor, node, context) before the process is ended
+CLEANUP_TIMEOUT_S = 10.0
 
 
 class StopSignals:
@@ -99,10 +104,21 @@ def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
         code = 3
     finally:
         StopSignals.ignore()
-        if node is not None:
-            executor.remove_node(node)
-            node.destroy_node()
-        executor.shutdown()
-        rclpy.try_shutdown()
+        # a clean-up that hangs anyway ends the process (exit 1) with every thread's stack on
+        # stderr, rather than waiting for a SIGKILL: faulthandler's watchdog is a C thread, so it
+        # fires even while the main thread holds the GIL inside rclpy
+        faulthandler.dump_traceback_later(CLEANUP_TIMEOUT_S, exit=True)
+        try:
+            # rclpy's own order (its executor examples): the executor lets go of the node's
+            # entities, then the node destroys them. The other way round, EventsExecutor.shutdown()
+            # was where the entities the node had asked to destroy were finally destroyed, and it
+            # hung there (2 of 200 node stops in test_node_main's signal test; py-spy:
+            # EventHandler.__exit__ under executor.shutdown(); in this order 1 of 1320)
+            executor.shutdown()
+            if node is not None:
+                node.destroy_node()
+            rclpy.try_shutdown()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
     return code
 
