@@ -113,7 +113,8 @@ def run_node(make_node, args=None, fatal: tuple = (), name: str = "") -> int:
             # entities, then the node destroys them. The other way round, EventsExecutor.shutdown()
             # was where the entities the node had asked to destroy were finally destroyed, and it
             # hung there (2 of 200 node stops in test_node_main's signal test; py-spy:
-            # EventHandler.__exit__ under executor.shutdown(); in this order 1 of 1320)
+            # EventHandler.__exit__ under executor.shutdown(); in this order 2 of 2040, one of
+            # them in rclpy's Node.destroy_node, the node handle's destruction: the watchdog's case)
             executor.shutdown()
             if node is not None:
                 node.destroy_node()
