@@ -429,7 +429,7 @@ def _eval_video(path: Path, model: str, landmark_model: str, with_mediapipe: boo
     if with_mediapipe:
         from .mediapipe_peer import run_mediapipe
         r = run_mediapipe(frames, static_image_mode=False, warmup=0, echo=echo)
-        mp = np.concatenate([r["landmarks"], r["z"][..., None]], axis=2).astype(np.float64)
+        mp = _mediapipe_points(r)
         found = np.isfinite(mp).all((1, 2))
         out["tracking"]["mediapipe"] = {"frames_found": int(found.sum()), "ids": None, "losses": _losses(found)}
         series["mediapipe"] = _pose_series(mp, frames.shape, fps)
@@ -523,10 +523,20 @@ def _second_diff_pct(run68) -> list:
     return list(100 * d2.ravel())
 
 
+def _second_diff(ypr: np.ndarray) -> np.ndarray:
+    """Second difference over consecutive frames (rows), NaN where a frame has no pose."""
+    return ypr[2:] - 2 * ypr[1:-1] + ypr[:-2]
+
+
+def _mediapipe_points(r: dict) -> np.ndarray:
+    """run_mediapipe's first face per frame as (N, K, 3) x, y, z (NaN rows: no face)."""
+    return np.concatenate([r["landmarks"], r["z"][..., None]], axis=2).astype(np.float64)
+
+
 def _pose_jitter(ypr: np.ndarray, frames: np.ndarray | None = None) -> list | None:
     """Median absolute second difference of yaw, pitch, roll over consecutive frames (NaN: no
     pose), centred on the given frames only if `frames` (a mask) is given."""
-    d = ypr[2:] - 2 * ypr[1:-1] + ypr[:-2]
+    d = _second_diff(ypr)
     keep = np.isfinite(d).all(1) & (True if frames is None else frames[1:-1])
     return [float(v) for v in np.median(np.abs(d[keep]), axis=0)] if keep.any() else None
 
@@ -578,7 +588,7 @@ def held_still_jitter(samples, model: str, landmark_model: str, with_mediapipe: 
         black = np.zeros((1, *clips[0].shape[1:]), np.uint8)
         stream = np.concatenate([x for clip in clips for x in (black, clip)])
         r = run_mediapipe(stream, static_image_mode=False, warmup=0, echo=echo)
-        mp = np.concatenate([r["landmarks"], r["z"][..., None]], axis=2).astype(np.float64)
+        mp = _mediapipe_points(r)
         landmarks["mediapipe"] = mp.reshape(n, frames + 1, *mp.shape[1:])[:, 1:]
     size = (clips[0].shape[0], *clips[0].shape[1:])
     diffs = {}
@@ -586,7 +596,7 @@ def held_still_jitter(samples, model: str, landmark_model: str, with_mediapipe: 
         diffs[m] = []
         for p in range(n):
             ypr = _pose_series(lm[p], size, 30.0)["filtered"][HELD_STILL["settle"]:]
-            diffs[m].append(ypr[2:] - 2 * ypr[1:-1] + ypr[:-2])
+            diffs[m].append(_second_diff(ypr))
     # photos every method posed in every frame counted
     kept = [p for p in range(n) if all(np.isfinite(diffs[m][p]).all() for m in diffs)]
     out = {"photos": len(kept), "photos_tried": n, "frames": frames, "sigma": sigma, "settle": HELD_STILL["settle"],
